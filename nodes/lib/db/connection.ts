@@ -1,0 +1,181 @@
+/**
+ * A database connection as a config node holds it: validated settings, one knex pool
+ * (created on first use, destroyed on close), table descriptions, and errors turned
+ * into messages that name the connection and the fix.
+ */
+import path from "node:path";
+import knexFactory, { type Knex } from "knex";
+import { dialectFor } from "./index";
+import type { ClientName, ConnectionSettings, Dialect, TableInfo } from "./dialect";
+import { connectionError, scrub, TributaryError } from "./errors";
+import { missingEnv, resolveEnv } from "../env";
+import type { RedNode } from "../red";
+
+export interface ConnectionConfig {
+  client?: unknown;
+  host?: unknown;
+  port?: unknown;
+  database?: unknown;
+  filename?: unknown;
+  ssl?: unknown;
+  poolMax?: unknown;
+  connectTimeout?: unknown;
+}
+
+/** What a tributary-db-connection config node offers the nodes that use it. */
+export interface DbConnectionNode extends RedNode {
+  /** The connection, or throws the configuration error that prevents one. */
+  connection(): DbConnection;
+}
+
+export interface ConnectionCredentials {
+  user?: string;
+  password?: string;
+}
+
+function text(value: unknown): string {
+  return value === undefined || value === null ? "" : resolveEnv(String(value)).trim();
+}
+
+/** Validates a config node's properties; throws a TributaryError naming the field. */
+export function parseSettings(
+  config: ConnectionConfig,
+  credentials: ConnectionCredentials = {},
+  baseDir: string = process.cwd(),
+): ConnectionSettings {
+  const client = text(config.client) || "pg";
+  const dialect = dialectFor(client);
+  if (!dialect) {
+    throw new TributaryError(
+      "config",
+      `client "${client}" is not supported: choose pg, mysql, mssql, oracle or sqlite`,
+    );
+  }
+  const unset = [config.host, config.database, config.filename, credentials.user, credentials.password]
+    .flatMap((v) => (typeof v === "string" ? missingEnv(v) : []));
+  if (unset.length) {
+    throw new TributaryError("config", `environment variable ${unset.join(", ")} is not set: set it, or replace \${${unset[0]}} in the connection`);
+  }
+  const portText = text(config.port);
+  const port = portText === "" ? null : Number(portText);
+  if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) {
+    throw new TributaryError("config", `port "${portText}" is not a port number: use 1-65535 or leave it empty for ${dialect.defaultPort}`);
+  }
+  const settings: ConnectionSettings = {
+    client: client as ClientName,
+    host: text(config.host) || "127.0.0.1",
+    port,
+    database: text(config.database),
+    filename: "",
+    ssl: config.ssl === true || config.ssl === "true",
+    poolMax: positiveInt(config.poolMax, 4, "pool size"),
+    user: credentials.user ? resolveEnv(credentials.user) : "",
+    password: credentials.password ? resolveEnv(credentials.password) : "",
+    connectTimeoutMs: positiveInt(config.connectTimeout, 10, "connect timeout") * 1000,
+  };
+  if (client === "sqlite") {
+    const filename = text(config.filename);
+    if (!filename) throw new TributaryError("config", "filename is empty: give the SQLite database file (relative to the Node-RED user directory)");
+    settings.filename = filename === ":memory:" ? filename : path.resolve(baseDir, filename);
+  }
+  return settings;
+}
+
+function positiveInt(value: unknown, fallback: number, field: string): number {
+  if (value === undefined || value === null || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new TributaryError("config", `${field} "${String(value)}" must be a whole number of at least 1`);
+  return n;
+}
+
+export class DbConnection {
+  readonly dialect: Dialect;
+  private pool: Knex | null = null;
+  private readonly tables = new Map<string, Promise<TableInfo>>();
+
+  constructor(readonly settings: ConnectionSettings) {
+    this.dialect = dialectFor(settings.client)!;
+  }
+
+  /** "PostgreSQL test@127.0.0.1:5432", for messages. */
+  get label(): string {
+    const s = this.settings;
+    if (s.client === "sqlite") return `SQLite ${s.filename}`;
+    return `${this.dialect.label} ${s.database}@${s.host}:${s.port ?? this.dialect.defaultPort}`;
+  }
+
+  knex(): Knex {
+    if (!this.pool) this.pool = knexFactory(this.dialect.knexConfig(this.settings));
+    return this.pool;
+  }
+
+  /** The table's columns; throws a clear error when it does not exist. Cached until `forget`. */
+  describe(table: string): Promise<TableInfo> {
+    let info = this.tables.get(table);
+    if (!info) {
+      info = this.loadTable(table);
+      info.catch(() => this.tables.delete(table));
+      this.tables.set(table, info);
+    }
+    return info;
+  }
+
+  forget(table?: string): void {
+    if (table) this.tables.delete(table);
+    else this.tables.clear();
+  }
+
+  async test(): Promise<{ version: string; latencyMs: number }> {
+    const started = Date.now();
+    try {
+      const result = await this.knex().raw(this.dialect.versionSql);
+      const rows = (Array.isArray(result) ? (Array.isArray(result[0]) ? result[0] : result) : result.rows) as Array<{
+        version?: unknown;
+      }>;
+      return { version: String(rows[0]?.version ?? ""), latencyMs: Date.now() - started };
+    } catch (err) {
+      throw this.explain(err);
+    }
+  }
+
+  /** A driver error as a TributaryError that names this connection; secrets scrubbed. */
+  explain(err: unknown, doing?: string): Error {
+    if (err instanceof TributaryError) return err;
+    const secrets = [this.settings.password];
+    const classified = this.dialect.classifyError(err);
+    if (classified) return connectionError(classified.code, this.label, classified.detail, secrets);
+    const message = scrub((err as Error)?.message ?? String(err), secrets);
+    return new TributaryError("database", doing ? `${doing} on ${this.label}: ${message}` : `${this.label}: ${message}`);
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    this.tables.clear();
+    if (pool) await pool.destroy();
+  }
+
+  private async loadTable(table: string): Promise<TableInfo> {
+    let info: TableInfo | null;
+    try {
+      info = await this.dialect.describeTable(this.knex(), table);
+    } catch (err) {
+      throw this.explain(err, `reading the columns of table "${table}"`);
+    }
+    if (!info) {
+      throw new TributaryError("unknown-table", `table "${table}" was not found on ${this.label}: check the table name (and schema) and the user's rights`);
+    }
+    return info;
+  }
+}
+
+/** Throws a clear error when one of `columns` is not in the table. */
+export function requireColumns(info: TableInfo, columns: string[], role: string, label: string): void {
+  const known = new Set(info.columns.map((c) => c.name));
+  const missing = columns.filter((c) => !known.has(c));
+  if (missing.length === 0) return;
+  throw new TributaryError(
+    "unknown-column",
+    `${role} "${missing.join('", "')}" is not a column of table "${info.name}" on ${label}: choose from ${[...known].join(", ")}`,
+  );
+}

@@ -1,0 +1,115 @@
+/**
+ * What differs between database clients. Each dialect lives in one file beside this
+ * one; everything else in nodes/lib/db is written once against this interface.
+ */
+import type { Knex } from "knex";
+import type { Value } from "../types";
+
+export type ClientName = "pg" | "mysql" | "mssql" | "oracle" | "sqlite";
+
+export const CLIENTS: ClientName[] = ["pg", "mysql", "mssql", "oracle", "sqlite"];
+
+export interface ConnectionSettings {
+  client: ClientName;
+  host: string;
+  port: number | null;
+  database: string;
+  filename: string;
+  ssl: boolean;
+  poolMax: number;
+  user: string;
+  password: string;
+  connectTimeoutMs: number;
+}
+
+export interface ColumnInfo {
+  name: string;
+  /** The type as the database names it, lower case ("timestamp with time zone", "datetime"). */
+  type: string;
+  nullable: boolean;
+}
+
+export interface TableInfo {
+  name: string;
+  columns: ColumnInfo[];
+}
+
+export interface WriteChunk {
+  table: string;
+  columns: string[];
+  key: string[];
+  rows: unknown[][];
+}
+
+export interface Dialect {
+  readonly client: ClientName;
+  readonly label: string;
+  readonly defaultPort: number | null;
+  /** Most bound parameters one statement may carry. */
+  readonly maxParameters: number;
+  /** Most rows one statement may carry (IN lists and VALUES constructors), if limited. */
+  readonly maxRows?: number;
+  /** `(a, b) > (?, ?)` is supported (and used by the index); otherwise the OR form. */
+  readonly rowValues: boolean;
+  knexConfig(settings: ConnectionSettings): Knex.Config;
+  /** The table's columns, or null when the table does not exist. */
+  describeTable(knex: Knex, table: string): Promise<TableInfo | null>;
+  /** A record value as the driver must bind it for this column. */
+  toDbValue(column: ColumnInfo, value: Value): unknown;
+  /** Writes one chunk with upsert semantics; returns, per row, whether it was inserted,
+   *  updated or found unchanged (same order as chunk.rows). */
+  upsertChunk(trx: Knex.Transaction, chunk: WriteChunk): Promise<Array<"insert" | "update" | "unchanged">>;
+  /** SQL returning one row with a `version` column. */
+  readonly versionSql: string;
+  /** Maps a driver error to a classified one, or null when it is not a connection problem. */
+  classifyError(err: unknown): { code: ErrorCode; detail: string } | null;
+}
+
+export type ErrorCode =
+  | "refused"
+  | "host-not-found"
+  | "auth-failed"
+  | "database-not-found"
+  | "timeout"
+  | "ssl"
+  | "driver-missing";
+
+export function splitTableName(table: string): { schema: string | null; name: string } {
+  const dot = table.lastIndexOf(".");
+  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+
+/** knex's columnInfo, shaped as ColumnInfo[]; used by dialects whose knex support is enough. */
+export async function columnsFromKnex(knex: Knex, table: string): Promise<TableInfo | null> {
+  const { schema, name } = splitTableName(table);
+  const builder = schema ? knex(name).withSchema(schema) : knex(name);
+  const info = (await builder.columnInfo()) as unknown as Record<string, { type: string; nullable: boolean }>;
+  const columns = Object.entries(info).map(([column, meta]) => ({
+    name: column,
+    type: String(meta.type).toLowerCase(),
+    nullable: Boolean(meta.nullable),
+  }));
+  return columns.length === 0 ? null : { name: table, columns };
+}
+
+/** Errors from the Node.js network layer, shared by every TCP client. */
+export function classifyNetworkError(err: unknown): { code: ErrorCode; detail: string } | null {
+  const e = err as { code?: string; message?: string };
+  switch (e?.code) {
+    case "ECONNREFUSED":
+      return { code: "refused", detail: e.message ?? "connection refused" };
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return { code: "host-not-found", detail: e.message ?? "host not found" };
+    case "ETIMEDOUT":
+    case "ETIMEOUT":
+      return { code: "timeout", detail: e.message ?? "timed out" };
+    default:
+      break;
+  }
+  if (/Knex: Timeout acquiring a connection/i.test(e?.message ?? "")) {
+    return { code: "timeout", detail: "no connection could be made within the connect timeout" };
+  }
+  if (/ssl|tls|certificate/i.test(e?.message ?? "")) return { code: "ssl", detail: e.message ?? "" };
+  return null;
+}

@@ -1,0 +1,98 @@
+/** MySQL and MariaDB through mysql2. */
+import type { Knex } from "knex";
+import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
+import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { existingKeys, identifierList, keyIndexes, keyText, valuesList } from "./sql";
+
+interface MysqlField {
+  type: string;
+  string(): string | null;
+}
+
+// DATETIME has no zone; Tributary reads and writes it as UTC (the session's time
+// zone is UTC too, so TIMESTAMP columns agree).
+function typeCast(field: MysqlField, next: () => unknown): unknown {
+  if (field.type === "DATETIME" || field.type === "TIMESTAMP") {
+    const text = field.string();
+    return text === null ? null : isoTimestamp(text);
+  }
+  if (field.type === "DATE") return field.string();
+  return next();
+}
+
+const TIMESTAMP_TYPES = new Set(["datetime", "timestamp"]);
+
+export const mysqlDialect: Dialect = {
+  client: "mysql",
+  label: "MySQL / MariaDB",
+  defaultPort: 3306,
+  maxParameters: 65_535,
+  rowValues: true,
+  versionSql: "select version() as version",
+
+  knexConfig(s) {
+    return {
+      client: "mysql2",
+      connection: {
+        host: s.host,
+        port: s.port ?? 3306,
+        database: s.database,
+        user: s.user || undefined,
+        password: s.password || undefined,
+        ssl: s.ssl ? { rejectUnauthorized: false } : undefined,
+        connectTimeout: s.connectTimeoutMs,
+        charset: "utf8mb4",
+        timezone: "Z",
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        decimalNumbers: false,
+        dateStrings: true,
+        typeCast,
+      } as unknown as Knex.MySql2ConnectionConfig,
+      pool: {
+        min: 0,
+        max: s.poolMax,
+        afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+          conn.query("set time_zone = '+00:00'", (err) => done(err, conn));
+        },
+      },
+      acquireConnectionTimeout: s.connectTimeoutMs,
+    };
+  },
+
+  describeTable: columnsFromKnex,
+
+  toDbValue(column, value) {
+    if (value === null || Buffer.isBuffer(value)) return value;
+    if (typeof value === "string" && TIMESTAMP_TYPES.has(column.type)) return utcWallClock(value) ?? value;
+    if (Array.isArray(value) || isPlainObject(value)) return JSON.stringify(value);
+    return value;
+  },
+
+  async upsertChunk(trx, chunk) {
+    const existing = await existingKeys(trx, chunk, true);
+    const { sql: values, bindings } = valuesList(chunk.rows);
+    const others = chunk.columns.filter((c) => !chunk.key.includes(c));
+    // With only key columns there is nothing to update; re-assigning a key is a no-op.
+    const updates = (others.length ? others : chunk.key.slice(0, 1)).map(() => "?? = values(??)");
+    const updateBindings = (others.length ? others : chunk.key.slice(0, 1)).flatMap((c) => [c, c]);
+    await trx.raw(
+      `insert into ?? (${identifierList(chunk.columns.length)}) values ${values} ` +
+        `on duplicate key update ${updates.join(", ")}`,
+      [chunk.table, ...chunk.columns, ...bindings, ...updateBindings] as never[],
+    );
+    const indexes = keyIndexes(chunk);
+    return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+  },
+
+  classifyError(err) {
+    const code = (err as { code?: string })?.code;
+    const message = (err as Error)?.message ?? String(err);
+    if (code === "ER_ACCESS_DENIED_ERROR" || code === "ER_DBACCESS_DENIED_ERROR") {
+      return { code: "auth-failed", detail: message };
+    }
+    if (code === "ER_BAD_DB_ERROR") return { code: "database-not-found", detail: message };
+    if (code === "HANDSHAKE_NO_SSL_SUPPORT" || code === "HANDSHAKE_SSL_ERROR") return { code: "ssl", detail: message };
+    return classifyNetworkError(err);
+  },
+};

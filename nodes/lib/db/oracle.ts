@@ -1,0 +1,74 @@
+/** Oracle through node-oracledb in thin mode (no Instant Client). */
+import type { Knex } from "knex";
+import { isPlainObject } from "./values";
+import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { existingKeys, keyIndexes, keyText } from "./sql";
+
+export const oracleDialect: Dialect = {
+  client: "oracle",
+  label: "Oracle",
+  defaultPort: 1521,
+  maxParameters: 65_535,
+  rowValues: false,
+  maxRows: 1_000,
+  versionSql: "select banner as \"version\" from v$version where rownum = 1",
+
+  knexConfig(s) {
+    return {
+      client: "oracledb",
+      connection: {
+        user: s.user || undefined,
+        password: s.password || undefined,
+        connectString: `${s.host}:${s.port ?? 1521}/${s.database}`,
+        connectTimeout: Math.ceil(s.connectTimeoutMs / 1000),
+      } as unknown as Knex.OracleDbConnectionConfig,
+      pool: { min: 0, max: s.poolMax },
+      acquireConnectionTimeout: s.connectTimeoutMs,
+    };
+  },
+
+  describeTable: columnsFromKnex,
+
+  toDbValue(_column, value) {
+    if (typeof value === "boolean") return value ? 1 : 0;
+    if (Array.isArray(value) || isPlainObject(value)) return JSON.stringify(value);
+    return value;
+  },
+
+  async upsertChunk(trx, chunk) {
+    const existing = await existingKeys(trx, chunk, false);
+    const others = chunk.columns.filter((c) => !chunk.key.includes(c));
+    const select = `select ${chunk.columns.map(() => "? as ??").join(", ")} from dual`;
+    const source = new Array<string>(chunk.rows.length).fill(select).join(" union all ");
+    const sourceBindings = chunk.rows.flatMap((row) => row.flatMap((value, i) => [value, chunk.columns[i]]));
+    const matched = others.length
+      ? `when matched then update set ${others.map(() => "t.?? = s.??").join(", ")} `
+      : "";
+    await trx.raw(
+      `merge into ?? t using (${source}) s on (${chunk.key.map(() => "t.?? = s.??").join(" and ")}) ${matched}` +
+        `when not matched then insert (${chunk.columns.map(() => "??").join(", ")}) values (${chunk.columns
+          .map(() => "s.??")
+          .join(", ")})`,
+      [
+        chunk.table,
+        ...sourceBindings,
+        ...chunk.key.flatMap((k) => [k, k]),
+        ...others.flatMap((c) => [c, c]),
+        ...chunk.columns,
+        ...chunk.columns,
+      ] as never[],
+    );
+    const indexes = keyIndexes(chunk);
+    return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+  },
+
+  classifyError(err) {
+    const message = (err as Error)?.message ?? String(err);
+    if (/ORA-01017/.test(message)) return { code: "auth-failed", detail: message };
+    if (/ORA-12514|NJS-518|ORA-12505/.test(message)) return { code: "database-not-found", detail: message };
+    if (/ECONNREFUSED|NJS-503/.test(message)) return { code: "refused", detail: message };
+    if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message)) return { code: "host-not-found", detail: message };
+    if (/NJS-510|ETIMEDOUT|timed out/i.test(message)) return { code: "timeout", detail: message };
+    return classifyNetworkError(err);
+  },
+};

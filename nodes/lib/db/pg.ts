@@ -1,0 +1,118 @@
+/** PostgreSQL through node-postgres. */
+import pg from "pg";
+import type { Knex } from "knex";
+import { isoTimestamp, isPlainObject } from "./values";
+import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
+
+const TIMESTAMPTZ = 1184;
+const TIMESTAMP = 1114;
+const DATE = 1082;
+const INT8 = 20;
+const NUMERIC = 1700;
+
+// Per-client parsers, so other users of `pg` in the same Node-RED are not affected.
+function getTypeParser(oid: number, format?: string): (text: string) => unknown {
+  if (format === "binary") return pg.types.getTypeParser(oid, "binary");
+  switch (oid) {
+    case TIMESTAMPTZ:
+      return (text) => isoTimestamp(text);
+    case TIMESTAMP:
+      return (text) => isoTimestamp(text, null);
+    case DATE:
+    case INT8:
+    case NUMERIC:
+      return (text) => text;
+    default:
+      return pg.types.getTypeParser(oid, "text");
+  }
+}
+
+export const pgDialect: Dialect = {
+  client: "pg",
+  label: "PostgreSQL",
+  defaultPort: 5432,
+  maxParameters: 65_535,
+  rowValues: true,
+  versionSql: "select version() as version",
+
+  knexConfig(s) {
+    return {
+      client: "pg",
+      connection: {
+        host: s.host,
+        port: s.port ?? 5432,
+        database: s.database,
+        user: s.user || undefined,
+        password: s.password || undefined,
+        ssl: s.ssl ? { rejectUnauthorized: false } : false,
+        connectionTimeoutMillis: s.connectTimeoutMs,
+        // Timestamps come back in UTC so equal instants give equal text.
+        options: "-c TimeZone=UTC",
+        types: { getTypeParser },
+      } as unknown as Knex.PgConnectionConfig,
+      pool: { min: 0, max: s.poolMax },
+      acquireConnectionTimeout: s.connectTimeoutMs,
+    };
+  },
+
+  describeTable: columnsFromKnex,
+
+  toDbValue(column, value) {
+    if (value === null || Buffer.isBuffer(value)) return value;
+    if (column.type === "boolean" && (typeof value === "number" || typeof value === "string")) {
+      return value === 1 || value === "1" || value === "true" || value === "t";
+    }
+    if (Array.isArray(value)) return column.type === "array" ? value : JSON.stringify(value);
+    if (isPlainObject(value)) return JSON.stringify(value);
+    return value;
+  },
+
+  async upsertChunk(trx, chunk) {
+    const { sql: values, bindings } = valuesList(chunk.rows);
+    const others = chunk.columns.filter((c) => !chunk.key.includes(c));
+    const keyList = identifierList(chunk.key.length);
+    const action = others.length
+      ? `do update set ${others.map(() => "?? = excluded.??").join(", ")} ` +
+        `where (${others.map(() => "??.??").join(", ")}) is distinct from (${others.map(() => "excluded.??").join(", ")})`
+      : "do nothing";
+    const actionBindings = others.length
+      ? [...others.flatMap((c) => [c, c]), ...others.flatMap((c) => [chunk.table, c]), ...others]
+      : [];
+    const sql =
+      `insert into ?? (${identifierList(chunk.columns.length)}) values ${values} ` +
+      `on conflict (${keyList}) ${action} returning ${keyList}, (xmax = 0) as "__tributary_inserted"`;
+    const result = await trx.raw(sql, [
+      chunk.table,
+      ...chunk.columns,
+      ...bindings,
+      ...chunk.key,
+      ...actionBindings,
+      ...chunk.key,
+    ] as never[]);
+    const written = new Map<string, boolean>();
+    for (const row of result.rows as Array<Record<string, unknown>>) {
+      written.set(keyText(chunk.key.map((k) => row[k])), row.__tributary_inserted === true);
+    }
+    const indexes = keyIndexes(chunk);
+    return chunk.rows.map((row) => {
+      const inserted = written.get(keyText(indexes.map((i) => row[i])));
+      if (inserted === undefined) return "unchanged";
+      return inserted ? "insert" : "update";
+    });
+  },
+
+  classifyError(err) {
+    const code = (err as { code?: string })?.code;
+    const message = (err as Error)?.message ?? String(err);
+    if (code === "28P01" || code === "28000") return { code: "auth-failed", detail: message };
+    if (code === "3D000") return { code: "database-not-found", detail: message };
+    if (/does not support SSL|SSL off|no pg_hba.conf entry .* SSL/i.test(message)) {
+      return { code: "ssl", detail: message };
+    }
+    if (/timeout expired|Connection terminated due to connection timeout/i.test(message)) {
+      return { code: "timeout", detail: message };
+    }
+    return classifyNetworkError(err);
+  },
+};

@@ -1,0 +1,167 @@
+/**
+ * Writes batches to one table: insert, update or upsert by key, one transaction per
+ * batch, statements chunked under the dialect's bound-parameter limit.
+ */
+import type { Knex } from "knex";
+import type { Outcome, OutcomeAction, SyncRecord, Value } from "../types";
+import { requireColumns, type DbConnection } from "./connection";
+import type { ColumnInfo, WriteChunk } from "./dialect";
+import { TributaryError } from "./errors";
+import { existingKeys, keyText } from "./sql";
+
+export type WriteMode = "insert" | "update" | "upsert";
+
+export interface TableWriterOptions {
+  table: string;
+  keyColumns: string[];
+  mode: WriteMode;
+}
+
+export interface FailedRecord {
+  record: SyncRecord;
+  error: string;
+}
+
+export interface WriteResult {
+  outcomes: Outcome[];
+  failed: FailedRecord[];
+  /** Record fields the table has no column for (not written). */
+  ignoredFields: string[];
+}
+
+export class TableWriter {
+  constructor(
+    private readonly connection: DbConnection,
+    private readonly options: TableWriterOptions,
+  ) {}
+
+  /** Checks the table and key columns; throws a clear error. */
+  async check(): Promise<Map<string, ColumnInfo>> {
+    const info = await this.connection.describe(this.options.table);
+    requireColumns(info, this.options.keyColumns, "key column", this.connection.label);
+    return new Map(info.columns.map((c) => [c.name, c]));
+  }
+
+  async write(records: SyncRecord[], dryRun = false): Promise<WriteResult> {
+    const columns = await this.check();
+    const { keyColumns } = this.options;
+    const failed: FailedRecord[] = [];
+    const outcomes: Outcome[] = [];
+    const ignored = new Set<string>();
+    const latest = new Map<string, SyncRecord>();
+    for (const record of records) {
+      const missing = keyColumns.filter((k) => record[k] === undefined || record[k] === null);
+      if (missing.length) {
+        const error = `record has no value for key column "${missing.join('", "')}"`;
+        failed.push({ record, error });
+        outcomes.push({ key: keyColumns.map((k) => record[k] ?? null), action: "failed", error });
+        continue;
+      }
+      // The last version of a key in a batch wins, as it would row by row.
+      latest.set(JSON.stringify(keyColumns.map((k) => String(record[k]))), record);
+      for (const field of Object.keys(record)) if (!columns.has(field)) ignored.add(field);
+    }
+    const groups = groupByFields([...latest.values()], columns);
+    if (dryRun) {
+      outcomes.push(...(await this.wouldWrite([...latest.values()])));
+      return { outcomes, failed, ignoredFields: [...ignored] };
+    }
+    try {
+      await this.connection.knex().transaction(async (trx) => {
+        for (const group of groups) outcomes.push(...(await this.writeGroup(trx, group.fields, group.records, columns)));
+      });
+    } catch (err) {
+      throw this.connection.explain(err, `writing to table "${this.options.table}"`);
+    }
+    return { outcomes, failed, ignoredFields: [...ignored] };
+  }
+
+  /** Dry run: what each record would do, from one lookup of the existing keys. */
+  private async wouldWrite(records: SyncRecord[]): Promise<Outcome[]> {
+    const { keyColumns, table } = this.options;
+    const { dialect } = this.connection;
+    const perQuery = Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? Infinity);
+    const outcomes: Outcome[] = [];
+    for (let start = 0; start < records.length; start += perQuery) {
+      const slice = records.slice(start, start + perQuery);
+      const rows = slice.map((r) => keyColumns.map((k) => r[k]));
+      let existing: Set<string>;
+      try {
+        existing = await existingKeys(this.connection.knex(), { table, columns: keyColumns, key: keyColumns, rows }, dialect.rowValues);
+      } catch (err) {
+        throw this.connection.explain(err, `reading table "${table}"`);
+      }
+      for (const [i, r] of slice.entries()) {
+        const exists = existing.has(keyText(rows[i]));
+        const action: OutcomeAction = this.options.mode === "insert" ? (exists ? "failed" : "insert") : exists ? "update" : this.options.mode === "update" ? "skipped" : "insert";
+        outcomes.push({ key: keyOf(r, keyColumns), action });
+      }
+    }
+    return outcomes;
+  }
+
+  private async writeGroup(
+    trx: Knex.Transaction,
+    fields: string[],
+    records: SyncRecord[],
+    columns: Map<string, ColumnInfo>,
+  ): Promise<Outcome[]> {
+    const { dialect } = this.connection;
+    const infos = fields.map((f) => columns.get(f)!);
+    const perStatement = Math.max(1, Math.min(Math.floor(dialect.maxParameters / fields.length), dialect.maxRows ?? Infinity));
+    const outcomes: Outcome[] = [];
+    for (let start = 0; start < records.length; start += perStatement) {
+      const slice = records.slice(start, start + perStatement);
+      const chunk: WriteChunk = {
+        table: this.options.table,
+        columns: fields,
+        key: this.options.keyColumns,
+        rows: slice.map((r) => infos.map((info) => dialect.toDbValue(info, r[info.name] as Value))),
+      };
+      const actions = await this.writeChunk(trx, chunk, slice);
+      slice.forEach((r, i) => outcomes.push({ key: keyOf(r, this.options.keyColumns), action: actions[i] }));
+    }
+    return outcomes;
+  }
+
+  private async writeChunk(trx: Knex.Transaction, chunk: WriteChunk, records: SyncRecord[]): Promise<OutcomeAction[]> {
+    switch (this.options.mode) {
+      case "upsert":
+        return this.connection.dialect.upsertChunk(trx, chunk);
+      case "insert": {
+        await trx(chunk.table).insert(chunk.rows.map((row) => Object.fromEntries(chunk.columns.map((c, i) => [c, row[i]]))));
+        return records.map(() => "insert");
+      }
+      case "update": {
+        const actions: OutcomeAction[] = [];
+        const keyIdx = chunk.key.map((k) => chunk.columns.indexOf(k));
+        for (const row of chunk.rows) {
+          const set = Object.fromEntries(chunk.columns.map((c, i) => [c, row[i]]).filter(([c]) => !chunk.key.includes(c as string)));
+          const where = Object.fromEntries(chunk.key.map((k, i) => [k, row[keyIdx[i]]]));
+          const changed = Object.keys(set).length ? await trx(chunk.table).where(where).update(set) : await trx(chunk.table).where(where).count({ n: "*" }).then((r) => Number((r[0] as { n: unknown }).n));
+          actions.push(Number(changed) > 0 ? "update" : "skipped");
+        }
+        return actions;
+      }
+      default:
+        throw new TributaryError("config", `mode "${String(this.options.mode)}" is not supported: choose insert, update or upsert`);
+    }
+  }
+}
+
+function keyOf(record: SyncRecord, keyColumns: string[]): Value[] {
+  return keyColumns.map((k) => record[k] ?? null);
+}
+
+/** Records with the same fields share statements; a missing field is never written as NULL. */
+function groupByFields(records: SyncRecord[], columns: Map<string, ColumnInfo>): Array<{ fields: string[]; records: SyncRecord[] }> {
+  const groups = new Map<string, { fields: string[]; records: SyncRecord[] }>();
+  for (const record of records) {
+    const fields = Object.keys(record).filter((f) => columns.has(f) && record[f] !== undefined);
+    const signature = fields.join("\u0001");
+    let group = groups.get(signature);
+    if (!group) groups.set(signature, (group = { fields, records: [] }));
+    group.records.push(record);
+  }
+  return [...groups.values()];
+}

@@ -1,0 +1,73 @@
+/**
+ * The batch message contract of DESIGN.md §3, shared by every node of the pack.
+ */
+
+/** A value that survives a round trip between databases unchanged. */
+export type Value = string | number | boolean | null | Buffer | Value[] | { [key: string]: Value };
+
+/** One row or CRM record: plain object, lossless values. */
+export type SyncRecord = Record<string, Value>;
+
+export type SyncMode = "full" | "incremental";
+
+export type OutcomeAction = "insert" | "update" | "unchanged" | "skipped" | "conflict" | "failed";
+
+export interface Outcome {
+  key: Value[];
+  action: OutcomeAction;
+  error?: string;
+}
+
+export interface CursorRange {
+  field: string;
+  from: Value | null;
+  to: Value | null;
+}
+
+export interface SyncMeta {
+  runId: string;
+  sourceId: string;
+  entity: string;
+  mode: SyncMode;
+  batch: number;
+  key: string[];
+  cursor?: CursorRange;
+  dryRun?: boolean;
+  outcomes?: Outcome[];
+}
+
+export interface BatchMessage {
+  _msgid?: string;
+  payload: SyncRecord[];
+  sync: SyncMeta;
+  [key: string]: unknown;
+}
+
+export type RunStatus = "running" | "succeeded" | "failed" | "skipped";
+
+export interface RunCounts {
+  read: number;
+  batches: number;
+  insert: number;
+  update: number;
+  unchanged: number;
+  skipped: number;
+  conflict: number;
+  failed: number;
+}
+
+export interface RunSummary {
+  runId: string;
+  sourceId: string;
+  entity: string;
+  mode: SyncMode;
+  status: RunStatus;
+  counts: RunCounts;
+  startedAt: string;
+  finishedAt: string | null;
+  error?: string;
+}
+
+export function emptyCounts(): RunCounts {
+  return { read: 0, batches: 0, insert: 0, update: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 };
+}

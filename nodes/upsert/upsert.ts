@@ -1,0 +1,101 @@
+import type { NodeDef, NodeRedApi, RedNode } from "../lib/red";
+import type { DbConnectionNode } from "../lib/db/connection";
+import { TableWriter, type WriteMode } from "../lib/db/table-writer";
+import { TributaryError } from "../lib/db/errors";
+import { listOfNames, oneOf, requiredText } from "../lib/node-config";
+import { runRegistry } from "../lib/run-registry";
+import { errorStatus, formatCount, ThrottledStatus } from "../lib/status";
+import type { Outcome, SyncMeta, SyncRecord } from "../lib/types";
+
+const MODES = ["insert", "update", "upsert"] as const;
+
+interface Tally {
+  runId: string | null;
+  insert: number;
+  update: number;
+  unchanged: number;
+  failed: number;
+}
+
+export = function register(RED: NodeRedApi): void {
+  function UpsertNode(this: RedNode, def: NodeDef): void {
+    RED.nodes.createNode(this, def);
+    const node = this;
+    const status = new ThrottledStatus(node);
+    let writer: TableWriter | null = null;
+    let configError: Error | null = null;
+    try {
+      const connectionNode = RED.nodes.getNode(String(def.connection ?? "")) as DbConnectionNode | null;
+      if (!connectionNode) throw new TributaryError("config", "connection is not set: choose a tributary-db-connection");
+      writer = new TableWriter(connectionNode.connection(), {
+        table: requiredText(def.table, "table", "choose the table to write (e.g. customers)"),
+        keyColumns: listOfNames(def.keyColumns, "key columns", true),
+        mode: oneOf<WriteMode>(def.mode, "mode", MODES, "upsert"),
+      });
+    } catch (err) {
+      configError = err as Error;
+      node.status(errorStatus(configError.message));
+      node.error(configError.message);
+    }
+    // Check table and key columns at deploy, so a typo shows before the first run.
+    writer?.check().catch((err: Error) => {
+      node.status(errorStatus(err.message));
+      node.error(err.message);
+    });
+
+    const tally: Tally = { runId: null, insert: 0, update: 0, unchanged: 0, failed: 0 };
+    let warnedFields = false;
+
+    node.on("input", (msg, send, done) => {
+      const sync = msg.sync as SyncMeta | undefined;
+      const fail = (err: Error, outcomes?: Outcome[]) => {
+        if (sync?.runId) runRegistry.failBatch(sync.runId, sync.batch, err, outcomes);
+        node.status(errorStatus(err.message));
+        done(err);
+      };
+      if (configError || !writer) return fail(configError ?? new Error("not configured"));
+      if (!Array.isArray(msg.payload)) {
+        return fail(new TributaryError("input", "msg.payload must be an array of records (a batch from a tributary source)"));
+      }
+      const records = msg.payload as SyncRecord[];
+      writer.write(records, sync?.dryRun === true).then(
+        (result) => {
+          if (result.ignoredFields.length && !warnedFields) {
+            warnedFields = true;
+            node.warn(`fields with no column in the table were not written: ${result.ignoredFields.join(", ")}`);
+          }
+          count(tally, sync?.runId ?? null, result.outcomes);
+          if (sync) sync.outcomes = result.outcomes;
+          const failedMsg = result.failed.length
+            ? {
+                payload: result.failed.map((f) => f.record),
+                error: `${result.failed.length} record(s) were not written`,
+                failures: result.failed.map((f) => ({ error: f.error })),
+                sync,
+              }
+            : null;
+          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, result.outcomes);
+          status.set({
+            fill: tally.failed ? "yellow" : "green",
+            shape: "dot",
+            text: `${formatCount(tally.insert)} inserted, ${formatCount(tally.update)} updated` +
+              (tally.unchanged ? `, ${formatCount(tally.unchanged)} unchanged` : "") +
+              (tally.failed ? `, ${formatCount(tally.failed)} failed` : ""),
+          });
+          send([msg, failedMsg]);
+          done();
+        },
+        (err: Error) => fail(err),
+      );
+    });
+  }
+
+  function count(tally: Tally, runId: string | null, outcomes: Outcome[]): void {
+    if (runId !== tally.runId) Object.assign(tally, { runId, insert: 0, update: 0, unchanged: 0, failed: 0 });
+    for (const o of outcomes) {
+      if (o.action === "insert" || o.action === "update" || o.action === "unchanged" || o.action === "failed") tally[o.action] += 1;
+    }
+  }
+
+  RED.nodes.registerType("tributary-upsert", UpsertNode);
+};
