@@ -112,9 +112,10 @@ async function readAll(run: Run<WatermarkPosition>, options: SourceRunOptions): 
 function trackWatermark(run: Run<WatermarkPosition>, options: SourceRunOptions) {
   let chain: Promise<void> = Promise.resolve();
   let failure: Error | null = null;
-  const persists = options.mode === "incremental" && !options.dryRun && options.reader.cursorField;
-  if (persists) {
+  if (options.mode === "incremental" && !options.dryRun) {
     run.onAdvance = (position) => {
+      // cursorField is known once the reader opened, before any batch could settle.
+      if (!options.reader.cursorField) return;
       chain = chain
         .then(() =>
           options.store.saveWatermark({
