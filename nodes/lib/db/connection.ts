@@ -105,7 +105,14 @@ export class DbConnection {
   }
 
   knex(): Knex {
-    if (!this.pool) this.pool = knexFactory(this.dialect.knexConfig(this.settings));
+    if (!this.pool) {
+      // knex prints pool errors itself; they reach the user once, classified, through explain().
+      const quiet = () => {};
+      this.pool = knexFactory({
+        ...this.dialect.knexConfig(this.settings),
+        log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet },
+      });
+    }
     return this.pool;
   }
 

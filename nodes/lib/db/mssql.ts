@@ -87,7 +87,9 @@ export const mssqlDialect: Dialect = {
       return { code: "auth-failed", detail: message };
     }
     if (e?.code === "ESOCKET" || e?.code === "ETIMEOUT") {
-      if (/ECONNREFUSED/.test(message)) return { code: "refused", detail: message };
+      // tedious tries each address in turn and reports "Could not connect (sequence)"
+      // when all refused.
+      if (/ECONNREFUSED|Could not connect/.test(message)) return { code: "refused", detail: message };
       if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message)) return { code: "host-not-found", detail: message };
       if (e.code === "ETIMEOUT" || /ETIMEDOUT/.test(message)) return { code: "timeout", detail: message };
     }
