@@ -59,6 +59,9 @@ export interface Dialect {
   /** Writes one chunk with upsert semantics; returns, per row, whether it was inserted,
    *  updated or found unchanged (same order as chunk.rows). */
   upsertChunk(trx: Knex.Transaction, chunk: WriteChunk): Promise<Array<"insert" | "update" | "unchanged">>;
+  /** A failure that a retry of the whole transaction may cure: deadlock, serialization
+   *  failure, lock timeout, a connection dropped mid-batch. */
+  isTransient(err: unknown): boolean;
   /** SQL returning one row with a `version` column. */
   readonly versionSql: string;
   /** Maps a driver error to a classified one, or null when it is not a connection problem. */
@@ -112,4 +115,10 @@ export function classifyNetworkError(err: unknown): { code: ErrorCode; detail: s
   }
   if (/ssl|tls|certificate/i.test(e?.message ?? "")) return { code: "ssl", detail: e.message ?? "" };
   return null;
+}
+
+/** Connection drops the Node.js layer reports the same way for every client. */
+export function isDroppedConnection(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === "ECONNRESET" || code === "EPIPE" || code === "PROTOCOL_CONNECTION_LOST";
 }

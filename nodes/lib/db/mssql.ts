@@ -1,7 +1,7 @@
 /** SQL Server through tedious. */
 import type { Knex } from "knex";
 import { isPlainObject, utcWallClock } from "./values";
-import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 const WALL_CLOCK_TYPES = new Set(["datetime", "datetime2", "smalldatetime"]);
@@ -77,6 +77,12 @@ export const mssqlDialect: Dialect = {
       if (action === undefined) return "unchanged";
       return action === "INSERT" ? "insert" : "update";
     });
+  },
+
+  isTransient(err) {
+    // 1205 deadlock victim, 1222 lock request timeout.
+    const number = (err as { number?: number })?.number;
+    return number === 1205 || number === 1222 || isDroppedConnection(err) || (err as { code?: string })?.code === "ESOCKET";
   },
 
   classifyError(err) {

@@ -1,7 +1,7 @@
 /** MySQL and MariaDB through mysql2. */
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
-import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
 import { existingKeys, identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 interface MysqlField {
@@ -83,6 +83,11 @@ export const mysqlDialect: Dialect = {
     );
     const indexes = keyIndexes(chunk);
     return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+  },
+
+  isTransient(err) {
+    const code = (err as { code?: string })?.code ?? "";
+    return ["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_QUERY_INTERRUPTED"].includes(code) || isDroppedConnection(err);
   },
 
   classifyError(err) {

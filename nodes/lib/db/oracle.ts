@@ -1,7 +1,7 @@
 /** Oracle through node-oracledb in thin mode (no Instant Client). */
 import type { Knex } from "knex";
 import { isPlainObject } from "./values";
-import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
 import { existingKeys, keyIndexes, keyText } from "./sql";
 
 export const oracleDialect: Dialect = {
@@ -60,6 +60,11 @@ export const oracleDialect: Dialect = {
     );
     const indexes = keyIndexes(chunk);
     return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+  },
+
+  isTransient(err) {
+    // ORA-00060 deadlock, ORA-08177 serialization, ORA-03113/03114 lost connection.
+    return /ORA-00060|ORA-08177|ORA-03113|ORA-03114|NJS-500/.test((err as Error)?.message ?? "") || isDroppedConnection(err);
   },
 
   classifyError(err) {

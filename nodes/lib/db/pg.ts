@@ -2,7 +2,7 @@
 import pg from "pg";
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject } from "./values";
-import { classifyNetworkError, columnsFromKnex, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 const TIMESTAMPTZ = 1184;
@@ -100,6 +100,13 @@ export const pgDialect: Dialect = {
       if (inserted === undefined) return "unchanged";
       return inserted ? "insert" : "update";
     });
+  },
+
+  isTransient(err) {
+    const code = (err as { code?: string })?.code ?? "";
+    // 40001 serialization failure, 40P01 deadlock, 57P01 admin shutdown, 08xxx connection exceptions.
+    return ["40001", "40P01", "55P03", "57P01"].includes(code) || code.startsWith("08") || isDroppedConnection(err) ||
+      /Connection terminated unexpectedly/.test((err as Error)?.message ?? "");
   },
 
   classifyError(err) {

@@ -63,6 +63,11 @@ export const sqliteDialect: Dialect = {
     });
   },
 
+  isTransient(err) {
+    const code = (err as { code?: string })?.code ?? "";
+    return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+  },
+
   classifyError(err) {
     const code = (err as { code?: string })?.code;
     const message = (err as Error)?.message ?? String(err);

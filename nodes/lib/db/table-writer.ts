@@ -9,6 +9,17 @@ import type { ColumnInfo, WriteChunk } from "./dialect";
 import { TributaryError } from "./errors";
 import { existingKeys, keyText } from "./sql";
 
+const MAX_ATTEMPTS = 4;
+
+function backoffMs(attempt: number): number {
+  const base = 100 * 2 ** (attempt - 1);
+  return base / 2 + Math.random() * base;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export type WriteMode = "insert" | "update" | "upsert";
 
 export interface TableWriterOptions {
@@ -61,19 +72,65 @@ export class TableWriter {
       latest.set(JSON.stringify(keyColumns.map((k) => String(record[k]))), record);
       for (const field of Object.keys(record)) if (!columns.has(field)) ignored.add(field);
     }
-    const groups = groupByFields([...latest.values()], columns);
+    const unique = [...latest.values()];
     if (dryRun) {
-      outcomes.push(...(await this.wouldWrite([...latest.values()])));
+      outcomes.push(...(await this.wouldWrite(unique)));
       return { outcomes, failed, ignoredFields: [...ignored] };
     }
-    try {
-      await this.connection.knex().transaction(async (trx) => {
-        for (const group of groups) outcomes.push(...(await this.writeGroup(trx, group.fields, group.records, columns)));
-      });
-    } catch (err) {
-      throw this.connection.explain(err, `writing to table "${this.options.table}"`);
-    }
+    const written = await this.writeIsolating(unique, columns);
+    outcomes.push(...written.outcomes);
+    failed.push(...written.failed);
     return { outcomes, failed, ignoredFields: [...ignored] };
+  }
+
+  /**
+   * One bad row never sinks a batch: when a transaction fails for a reason of the
+   * data (a constraint, a value the column rejects), the batch is split in halves
+   * and each half retried, down to the rows that fail alone. Connection-level
+   * failures are not isolated: the whole batch fails and the run stops.
+   */
+  private async writeIsolating(
+    records: SyncRecord[],
+    columns: Map<string, ColumnInfo>,
+  ): Promise<{ outcomes: Outcome[]; failed: FailedRecord[] }> {
+    if (records.length === 0) return { outcomes: [], failed: [] };
+    try {
+      return { outcomes: await this.writeWithRetry(records, columns), failed: [] };
+    } catch (err) {
+      const { dialect } = this.connection;
+      if (dialect.classifyError(err) || dialect.isTransient(err) || err instanceof TributaryError) {
+        throw this.connection.explain(err, `writing to table "${this.options.table}"`);
+      }
+      if (records.length === 1) {
+        const error = this.connection.explain(err).message;
+        return {
+          outcomes: [{ key: keyOf(records[0], this.options.keyColumns), action: "failed", error }],
+          failed: [{ record: records[0], error }],
+        };
+      }
+      const middle = Math.ceil(records.length / 2);
+      const first = await this.writeIsolating(records.slice(0, middle), columns);
+      const second = await this.writeIsolating(records.slice(middle), columns);
+      return { outcomes: [...first.outcomes, ...second.outcomes], failed: [...first.failed, ...second.failed] };
+    }
+  }
+
+  /** Deadlocks, serialization failures and dropped connections are retried with
+   *  jittered backoff; the transaction rolled back, so a retry never writes twice. */
+  private async writeWithRetry(records: SyncRecord[], columns: Map<string, ColumnInfo>): Promise<Outcome[]> {
+    const groups = groupByFields(records, columns);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.connection.knex().transaction(async (trx) => {
+          const outcomes: Outcome[] = [];
+          for (const group of groups) outcomes.push(...(await this.writeGroup(trx, group.fields, group.records, columns)));
+          return outcomes;
+        });
+      } catch (err) {
+        if (attempt >= MAX_ATTEMPTS || !this.connection.dialect.isTransient(err)) throw err;
+        await sleep(backoffMs(attempt));
+      }
+    }
   }
 
   /** Dry run: what each record would do, from one lookup of the existing keys. */
