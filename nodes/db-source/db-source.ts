@@ -20,6 +20,7 @@ interface SourceSettings {
   batchSize: number;
   maxInFlight: number;
   settleTimeoutMs: number;
+  lookback: number;
 }
 
 function readSettings(def: NodeDef): SourceSettings {
@@ -39,6 +40,7 @@ function readSettings(def: NodeDef): SourceSettings {
     batchSize: wholeNumber(def.batchSize, "batch size", 1000),
     maxInFlight: wholeNumber(def.maxInFlight, "batches in flight", 2),
     settleTimeoutMs: wholeNumber(def.settleTimeout, "settle timeout", 300) * 1000,
+    lookback: wholeNumber(def.lookback, "look-back", 0, 0),
   };
 }
 
@@ -96,6 +98,7 @@ export = function register(RED: NodeRedApi): void {
 
     function showSummary(summary: RunSummary): void {
       const seconds = summary.finishedAt ? (Date.parse(summary.finishedAt) - Date.parse(summary.startedAt)) / 1000 : 0;
+      for (const warning of summary.warnings ?? []) node.warn(warning);
       if (summary.status === "skipped") {
         node.warn(summary.error ?? "run skipped");
         status.final({ fill: "yellow", shape: "ring", text: "skipped: a run is already under way" });

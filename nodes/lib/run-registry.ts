@@ -29,6 +29,7 @@ export class Run<P = unknown> {
   readonly startedAt = new Date().toISOString();
   readonly counts: RunCounts = emptyCounts();
   error: Error | null = null;
+  readonly warnings: string[] = [];
   /** Called with the position of the last batch of each contiguous settled range. */
   onAdvance: (position: P, batch: number) => void = () => {};
   onProgress: () => void = () => {};

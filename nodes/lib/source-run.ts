@@ -12,8 +12,12 @@ export interface StreamReader {
   readonly entity: string;
   readonly keyFields: string[];
   readonly cursorField: string | null;
-  /** Prepares a run (checks the table, columns, connection); throws a clear error. */
-  open(mode: SyncMode): Promise<void>;
+  /** Prepares a run (checks the table, columns, connection); throws a clear error.
+   *  Returns warnings for the run summary (e.g. rows a policy leaves out). */
+  open(mode: SyncMode): Promise<string[]>;
+  /** Where an incremental run starts reading, given the stored watermark; a reader
+   *  with a look-back window starts earlier, so rows that committed late are read. */
+  startAfter(watermark: WatermarkPosition | null): WatermarkPosition | null;
   /** Up to `limit` records strictly after `after` in (cursor, key) order. */
   readBatch(after: WatermarkPosition | null, limit: number): Promise<SyncRecord[]>;
   positionOf(record: SyncRecord): WatermarkPosition;
@@ -77,9 +81,11 @@ export async function runSource(options: SourceRunOptions): Promise<RunSummary> 
 
 async function readAll(run: Run<WatermarkPosition>, options: SourceRunOptions): Promise<void> {
   const { reader, store, mode, batchSize } = options;
-  await reader.open(mode);
+  run.warnings.push(...(await reader.open(mode)));
   let after: WatermarkPosition | null = null;
-  if (mode === "incremental") after = (await store.getWatermark(options.sourceId))?.position ?? null;
+  if (mode === "incremental") {
+    after = reader.startAfter((await store.getWatermark(options.sourceId))?.position ?? null);
+  }
   for (let batch = 1; ; batch += 1) {
     await run.waitForCapacity();
     const records = await reader.readBatch(after, batchSize);
@@ -156,6 +162,7 @@ function toSummary(
     startedAt: run.startedAt,
     finishedAt,
     ...(run.error ? { error: run.error.message } : {}),
+    ...(run.warnings.length ? { warnings: [...run.warnings] } : {}),
   };
 }
 

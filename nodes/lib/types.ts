@@ -66,6 +66,8 @@ export interface RunSummary {
   startedAt: string;
   finishedAt: string | null;
   error?: string;
+  /** Things the run did not do that a user should know (e.g. rows with no cursor value). */
+  warnings?: string[];
 }
 
 export function emptyCounts(): RunCounts {

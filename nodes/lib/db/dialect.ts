@@ -62,6 +62,9 @@ export interface Dialect {
   /** A failure that a retry of the whole transaction may cure: deadlock, serialization
    *  failure, lock timeout, a connection dropped mid-batch. */
   isTransient(err: unknown): boolean;
+  /** The start of the oldest transaction still open on the server, as ISO 8601, where the
+   *  server exposes it (PostgreSQL); rows it will commit carry cursor values from then. */
+  oldestOpenTransaction?(knex: Knex): Promise<string | null>;
   /** SQL returning one row with a `version` column. */
   readonly versionSql: string;
   /** Maps a driver error to a classified one, or null when it is not a connection problem. */

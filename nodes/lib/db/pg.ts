@@ -102,6 +102,19 @@ export const pgDialect: Dialect = {
     });
   },
 
+  async oldestOpenTransaction(knex) {
+    // Other roles' sessions show xact_start as NULL unless this role has
+    // pg_read_all_stats; then the look-back window is the only protection.
+    const result = await knex.raw(
+      `select to_char(min(xact_start) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as bound
+         from pg_stat_activity
+        where xact_start is not null and pid <> pg_backend_pid()
+          and backend_type = 'client backend' and datname = current_database()`,
+    );
+    const bound = (result.rows as Array<{ bound: string | null }>)[0]?.bound ?? null;
+    return bound === null ? null : isoTimestamp(bound);
+  },
+
   isTransient(err) {
     const code = (err as { code?: string })?.code ?? "";
     // 40001 serialization failure, 40P01 deadlock, 57P01 admin shutdown, 08xxx connection exceptions.

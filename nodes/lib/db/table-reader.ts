@@ -10,12 +10,17 @@ import type { SyncMode, SyncRecord, Value } from "../types";
 import type { ColumnInfo } from "./dialect";
 import { requireColumns, type DbConnection } from "./connection";
 import { TributaryError } from "./errors";
+import { isoMinusSeconds } from "./values";
 
 export interface TableReaderOptions {
   table: string;
   keyColumns: string[];
   cursorColumn: string | null;
+  /** Seconds (or units of a numeric cursor) to re-read before the watermark. */
+  lookback?: number;
 }
+
+const TIMESTAMP_TYPES = /timestamp|datetime|date|time/;
 
 export class TableReader implements StreamReader {
   readonly entity: string;
@@ -23,6 +28,8 @@ export class TableReader implements StreamReader {
   cursorField: string | null = null;
   private mode: SyncMode = "full";
   private columns = new Map<string, ColumnInfo>();
+  /** Exclusive upper bound of the cursor for this run, when the server tells one. */
+  private upperBound: string | null = null;
 
   constructor(
     private readonly connection: DbConnection,
@@ -32,7 +39,7 @@ export class TableReader implements StreamReader {
     this.keyFields = options.keyColumns;
   }
 
-  async open(mode: SyncMode): Promise<void> {
+  async open(mode: SyncMode): Promise<string[]> {
     this.mode = mode;
     if (mode === "incremental" && !this.options.cursorColumn) {
       throw new TributaryError("config", "incremental mode needs a cursor column: set one (e.g. updated_at) or use full mode");
@@ -43,13 +50,52 @@ export class TableReader implements StreamReader {
     requireColumns(info, this.keyFields, "key column", this.connection.label);
     if (this.cursorField) requireColumns(info, [this.cursorField], "cursor column", this.connection.label);
     this.columns = new Map(info.columns.map((c) => [c.name, c]));
+    this.upperBound = null;
+    if (!this.cursorField) return [];
+    const warnings: string[] = [];
+    try {
+      const cursorType = this.columns.get(this.cursorField)!.type;
+      const { dialect } = this.connection;
+      if (dialect.oldestOpenTransaction && /timestamp/.test(cursorType) && !/without time zone/.test(cursorType)) {
+        this.upperBound = await dialect.oldestOpenTransaction(this.connection.knex());
+      }
+      const nulls = await this.connection.knex()(this.options.table).whereNull(this.cursorField).count({ n: "*" });
+      const n = Number((nulls[0] as { n: unknown }).n);
+      if (n > 0) {
+        warnings.push(
+          `${n} row(s) have no ${this.cursorField} value and are not read in incremental mode: run a full sync to copy them`,
+        );
+      }
+    } catch (err) {
+      throw this.connection.explain(err, `reading table "${this.options.table}"`);
+    }
+    return warnings;
+  }
+
+  startAfter(watermark: WatermarkPosition | null): WatermarkPosition | null {
+    const lookback = this.options.lookback ?? 0;
+    if (!watermark || lookback <= 0 || watermark.cursor === null) return watermark;
+    const cursor = watermark.cursor;
+    if (typeof cursor === "number") return { cursor: cursor - lookback, key: [] };
+    if (typeof cursor === "string" && /^-?\d+$/.test(cursor)) return { cursor: String(BigInt(cursor) - BigInt(Math.round(lookback))), key: [] };
+    const type = this.columns.get(this.cursorField ?? "")?.type ?? "";
+    const earlier = typeof cursor === "string" && TIMESTAMP_TYPES.test(type) ? isoMinusSeconds(cursor, lookback) : null;
+    return earlier === null ? watermark : { cursor: earlier, key: [] };
   }
 
   async readBatch(after: WatermarkPosition | null, limit: number): Promise<SyncRecord[]> {
     const fields = this.orderFields();
     const query = this.connection.knex()(this.options.table).select("*");
     if (this.cursorField) query.whereNotNull(this.cursorField);
-    if (after) this.whereAfter(query, fields, this.boundValues(fields, after));
+    if (this.cursorField && this.upperBound !== null) {
+      query.where(this.cursorField, "<", this.bindCursor(this.upperBound) as never);
+    }
+    if (after && this.cursorField && after.key.length === 0) {
+      // A look-back start: every row from that cursor value on, ties included.
+      query.where(this.cursorField, ">=", this.bindCursor(after.cursor) as never);
+    } else if (after) {
+      this.whereAfter(query, fields, this.boundValues(fields, after));
+    }
     for (const field of fields) query.orderBy(field, "asc");
     query.limit(limit);
     try {
@@ -64,6 +110,11 @@ export class TableReader implements StreamReader {
       cursor: this.cursorField ? (record[this.cursorField] ?? null) : null,
       key: this.keyFields.map((k) => record[k] ?? null),
     };
+  }
+
+  private bindCursor(value: Value): unknown {
+    const column = this.columns.get(this.cursorField ?? "");
+    return column ? this.connection.dialect.toDbValue(column, value) : value;
   }
 
   private orderFields(): string[] {

@@ -62,3 +62,18 @@ export function utcWallClock(text: string): string | null {
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Buffer.isBuffer(value) && !(value instanceof Date);
 }
+
+/**
+ * `seconds` earlier than an ISO 8601 timestamp, keeping its fractional digits and
+ * offset form exactly (whole seconds are subtracted, so nothing is rounded).
+ * Returns null for text that is not a timestamp.
+ */
+export function isoMinusSeconds(text: string, seconds: number): string | null {
+  const match = SQL_TIMESTAMP.exec(text);
+  if (!match) return null;
+  const [, date, time, fraction, offset] = match;
+  const wall = Date.parse(`${date}T${time}Z`);
+  if (Number.isNaN(wall)) return null;
+  const earlier = new Date(wall - Math.round(seconds) * 1000).toISOString();
+  return `${earlier.slice(0, 19)}${fraction ? `.${fraction}` : ""}${offset ? normaliseOffset(offset) : ""}`;
+}
