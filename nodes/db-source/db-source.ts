@@ -8,12 +8,14 @@ import { sources, type TriggerOptions } from "../lib/sources";
 import { stateStoreFor } from "../lib/state-store";
 import { errorStatus, formatCount, ThrottledStatus } from "../lib/status";
 import type { Run } from "../lib/run-registry";
-import type { RunSummary, SyncMode } from "../lib/types";
+import { emptyCounts, type RunSummary, type SyncMode } from "../lib/types";
 
 const MODES = ["full", "incremental"] as const;
 
 interface SourceSettings {
   table: string;
+  query: string;
+  deletedColumn: string;
   keyColumns: string[];
   cursorColumn: string | null;
   mode: SyncMode;
@@ -29,11 +31,11 @@ function readSettings(def: NodeDef): SourceSettings {
   if (mode === "incremental" && !cursorColumn) {
     throw new TributaryError("config", "cursor column is empty: incremental mode needs one (e.g. updated_at), or choose full mode");
   }
-  if (typeof def.query === "string" && def.query.trim()) {
-    throw new TributaryError("config", "custom SQL (query) is not supported by this version: clear the query field and choose a table");
-  }
+  const query = typeof def.query === "string" ? def.query.trim() : "";
   return {
-    table: requiredText(def.table, "table", "choose the table to read (e.g. customers or public.customers)"),
+    table: query ? String(def.table ?? "").trim() : requiredText(def.table, "table", "choose the table to read (e.g. customers or public.customers), or write a custom query"),
+    query,
+    deletedColumn: typeof def.deletedColumn === "string" ? def.deletedColumn.trim() : "",
     keyColumns: listOfNames(def.keyColumns, "key columns", true),
     cursorColumn,
     mode,
@@ -79,7 +81,7 @@ export = function register(RED: NodeRedApi): void {
         maxInFlight: settings.maxInFlight,
         settleTimeoutMs: settings.settleTimeoutMs,
         dryRun: options.dryRun,
-        reader: new TableReader(connection, settings),
+        reader: new TableReader(connection, { ...settings, params: options.params }),
         store,
         emit: (msg) => node.send([msg, null]),
         onStart: (run) => (current = run as Run),
@@ -123,7 +125,7 @@ export = function register(RED: NodeRedApi): void {
         entity: settings?.table ?? "",
         mode: settings?.mode ?? "incremental",
         status: "failed",
-        counts: { read: 0, batches: 0, insert: 0, update: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 },
+        counts: emptyCounts(),
         startedAt: now,
         finishedAt: now,
         error: err.message,
@@ -147,7 +149,8 @@ export = function register(RED: NodeRedApi): void {
 
     node.on("input", (msg, _send, done) => {
       const mode = msg.mode === "full" || msg.mode === "incremental" ? msg.mode : undefined;
-      trigger({ mode }).then(
+      const params = msg.params && typeof msg.params === "object" ? (msg.params as Record<string, unknown>) : undefined;
+      trigger({ mode, params }).then(
         (summary) => done(summary.status === "failed" ? new Error(summary.error) : undefined),
         (err: Error) => done(err),
       );

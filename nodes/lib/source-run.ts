@@ -5,13 +5,15 @@
  */
 import { runRegistry, type Run } from "./run-registry";
 import type { StateStore, WatermarkPosition } from "./state-store";
-import type { BatchMessage, RunSummary, SyncMode, SyncRecord } from "./types";
+import { emptyCounts, type BatchMessage, type RunSummary, type SyncMode, type SyncRecord } from "./types";
 
 /** What a source must provide: Singer/Airbyte's "read" with explicit state. */
 export interface StreamReader {
   readonly entity: string;
   readonly keyFields: string[];
   readonly cursorField: string | null;
+  /** Soft-delete field, passed on in msg.sync.deletedField. */
+  readonly deletedField?: string | null;
   /** Prepares a run (checks the table, columns, connection); throws a clear error.
    *  Returns warnings for the run summary (e.g. rows a policy leaves out). */
   open(mode: SyncMode): Promise<string[]>;
@@ -106,6 +108,7 @@ async function readAll(run: Run<WatermarkPosition>, options: SourceRunOptions): 
           ? { cursor: { field: reader.cursorField, from: after?.cursor ?? null, to: to.cursor } }
           : {}),
         ...(options.dryRun ? { dryRun: true } : {}),
+        ...(reader.deletedField ? { deletedField: reader.deletedField } : {}),
       },
     });
     options.onProgress?.(run);
@@ -174,7 +177,7 @@ function skippedSummary(options: SourceRunOptions, reason: string): RunSummary {
     entity: options.reader.entity,
     mode: options.mode,
     status: "skipped",
-    counts: { read: 0, batches: 0, insert: 0, update: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 },
+    counts: emptyCounts(),
     startedAt: now,
     finishedAt: now,
     error: `skipped: ${reason}`,

@@ -7,6 +7,8 @@ import type { RunSummary, SyncMode } from "./types";
 export interface TriggerOptions {
   mode?: SyncMode;
   dryRun?: boolean;
+  /** Values for a custom query's named parameters (msg.params). */
+  params?: Record<string, unknown>;
 }
 
 export interface SourceHandle {

@@ -10,7 +10,14 @@ export type SyncRecord = Record<string, Value>;
 
 export type SyncMode = "full" | "incremental";
 
-export type OutcomeAction = "insert" | "update" | "unchanged" | "skipped" | "conflict" | "failed";
+export type OutcomeAction =
+  | "insert"
+  | "update"
+  | "delete"
+  | "unchanged"
+  | "skipped"
+  | "conflict"
+  | "failed";
 
 export interface Outcome {
   key: Value[];
@@ -33,6 +40,9 @@ export interface SyncMeta {
   key: string[];
   cursor?: CursorRange;
   dryRun?: boolean;
+  /** Records whose value in this field is set (not null/false/0) were deleted at the
+   *  source (soft delete); sinks delete or mark them per their setting. */
+  deletedField?: string;
   outcomes?: Outcome[];
 }
 
@@ -50,6 +60,7 @@ export interface RunCounts {
   batches: number;
   insert: number;
   update: number;
+  delete: number;
   unchanged: number;
   skipped: number;
   conflict: number;
@@ -71,5 +82,10 @@ export interface RunSummary {
 }
 
 export function emptyCounts(): RunCounts {
-  return { read: 0, batches: 0, insert: 0, update: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 };
+  return { read: 0, batches: 0, insert: 0, update: 0, delete: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 };
+}
+
+/** Whether a soft-delete field's value marks the record as deleted. */
+export function isDeleted(value: Value | undefined): boolean {
+  return !(value === undefined || value === null || value === false || value === 0 || value === "0" || value === "" || value === "false");
 }

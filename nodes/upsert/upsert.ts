@@ -13,6 +13,7 @@ interface Tally {
   runId: string | null;
   insert: number;
   update: number;
+  delete: number;
   unchanged: number;
   failed: number;
 }
@@ -31,6 +32,8 @@ export = function register(RED: NodeRedApi): void {
         table: requiredText(def.table, "table", "choose the table to write (e.g. customers)"),
         keyColumns: listOfNames(def.keyColumns, "key columns", true),
         mode: oneOf<WriteMode>(def.mode, "mode", MODES, "upsert"),
+        columns: listOfNames(def.columns, "columns", false),
+        deletes: oneOf(def.deletes, "deletes", ["mark", "delete"] as const, "mark"),
       });
     } catch (err) {
       configError = err as Error;
@@ -43,7 +46,7 @@ export = function register(RED: NodeRedApi): void {
       node.error(err.message);
     });
 
-    const tally: Tally = { runId: null, insert: 0, update: 0, unchanged: 0, failed: 0 };
+    const tally: Tally = { runId: null, insert: 0, update: 0, delete: 0, unchanged: 0, failed: 0 };
     let warnedFields = false;
 
     node.on("input", (msg, send, done) => {
@@ -58,7 +61,7 @@ export = function register(RED: NodeRedApi): void {
         return fail(new TributaryError("input", "msg.payload must be an array of records (a batch from a tributary source)"));
       }
       const records = msg.payload as SyncRecord[];
-      writer.write(records, sync?.dryRun === true).then(
+      writer.write(records, sync?.dryRun === true, sync?.deletedField).then(
         (result) => {
           if (result.ignoredFields.length && !warnedFields) {
             warnedFields = true;
@@ -79,6 +82,7 @@ export = function register(RED: NodeRedApi): void {
             fill: tally.failed ? "yellow" : "green",
             shape: "dot",
             text: `${formatCount(tally.insert)} inserted, ${formatCount(tally.update)} updated` +
+              (tally.delete ? `, ${formatCount(tally.delete)} deleted` : "") +
               (tally.unchanged ? `, ${formatCount(tally.unchanged)} unchanged` : "") +
               (tally.failed ? `, ${formatCount(tally.failed)} failed` : ""),
           });
@@ -91,9 +95,9 @@ export = function register(RED: NodeRedApi): void {
   }
 
   function count(tally: Tally, runId: string | null, outcomes: Outcome[]): void {
-    if (runId !== tally.runId) Object.assign(tally, { runId, insert: 0, update: 0, unchanged: 0, failed: 0 });
+    if (runId !== tally.runId) Object.assign(tally, { runId, insert: 0, update: 0, delete: 0, unchanged: 0, failed: 0 });
     for (const o of outcomes) {
-      if (o.action === "insert" || o.action === "update" || o.action === "unchanged" || o.action === "failed") tally[o.action] += 1;
+      if (o.action in tally) tally[o.action as Exclude<keyof Tally, "runId">] += 1;
     }
   }
 

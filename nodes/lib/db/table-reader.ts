@@ -11,6 +11,7 @@ import type { ColumnInfo } from "./dialect";
 import { requireColumns, type DbConnection } from "./connection";
 import { TributaryError } from "./errors";
 import { isoMinusSeconds } from "./values";
+import { bindNamedParams, compileNamedParams, type CompiledQuery } from "./named-params";
 
 export interface TableReaderOptions {
   table: string;
@@ -18,7 +19,15 @@ export interface TableReaderOptions {
   cursorColumn: string | null;
   /** Seconds (or units of a numeric cursor) to re-read before the watermark. */
   lookback?: number;
+  /** Custom SQL with named parameters, read as a subquery instead of `table`. */
+  query?: string;
+  /** Values for the query's named parameters (msg.params). */
+  params?: Record<string, unknown>;
+  /** Soft-delete column (deleted flag or deleted_at), passed downstream. */
+  deletedColumn?: string;
 }
+
+const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/;
 
 const TIMESTAMP_TYPES = /timestamp|datetime|date|time/;
 
@@ -26,6 +35,7 @@ export class TableReader implements StreamReader {
   readonly entity: string;
   readonly keyFields: string[];
   cursorField: string | null = null;
+  readonly deletedField: string | null;
   private mode: SyncMode = "full";
   private columns = new Map<string, ColumnInfo>();
   /** Exclusive upper bound of the cursor for this run, when the server tells one. */
@@ -35,8 +45,37 @@ export class TableReader implements StreamReader {
     private readonly connection: DbConnection,
     private readonly options: TableReaderOptions,
   ) {
-    this.entity = options.table;
+    this.entity = options.table || "query";
     this.keyFields = options.keyColumns;
+    this.deletedField = options.deletedColumn || null;
+  }
+
+  private compiled: CompiledQuery | null = null;
+  /** Values of the query's named parameters; the run sets the watermark and batch size. */
+  private paramValues: Record<string, unknown> = {};
+
+  /** The rows to read: the table, or the analyst's query as a subquery. */
+  private rows(): Knex.QueryBuilder {
+    const knex = this.connection.knex();
+    if (!this.compiled) return knex(this.options.table);
+    const bindings = bindNamedParams(this.compiled, this.paramValues);
+    // A newline before the closing parenthesis ends any trailing `--` comment.
+    const sql = this.compiled.sql.replace(/;\s*$/, "");
+    return knex.queryBuilder().from(knex.raw(`(${sql}\n) tributary_q`, bindings as never[]));
+  }
+
+  private async openQuery(): Promise<void> {
+    this.compiled = compileNamedParams(this.options.query!);
+    this.paramValues = { ...(this.options.params ?? {}), last_sync_timestamp: null, batch_size: 0 };
+    bindNamedParams(this.compiled, this.paramValues); // a missing or mistyped value fails now
+    this.columns = new Map();
+    const wanted = [...this.keyFields, ...(this.cursorField ? [this.cursorField] : [])];
+    try {
+      // Runs the query once with no rows, so a wrong column name fails now, clearly.
+      await this.rows().select(wanted).whereRaw("1 = 0");
+    } catch (err) {
+      throw this.connection.explain(err, "running the custom query");
+    }
   }
 
   async open(mode: SyncMode): Promise<string[]> {
@@ -45,10 +84,16 @@ export class TableReader implements StreamReader {
       throw new TributaryError("config", "incremental mode needs a cursor column: set one (e.g. updated_at) or use full mode");
     }
     this.cursorField = mode === "incremental" ? this.options.cursorColumn : null;
+    this.upperBound = null;
+    if (this.options.query) {
+      await this.openQuery();
+      return [];
+    }
     this.connection.forget(this.options.table);
     const info = await this.connection.describe(this.options.table);
     requireColumns(info, this.keyFields, "key column", this.connection.label);
     if (this.cursorField) requireColumns(info, [this.cursorField], "cursor column", this.connection.label);
+    if (this.deletedField) requireColumns(info, [this.deletedField], "deleted column", this.connection.label);
     this.columns = new Map(info.columns.map((c) => [c.name, c]));
     this.upperBound = null;
     if (!this.cursorField) return [];
@@ -73,6 +118,8 @@ export class TableReader implements StreamReader {
   }
 
   startAfter(watermark: WatermarkPosition | null): WatermarkPosition | null {
+    // :last_sync_timestamp is the watermark this run starts from.
+    this.paramValues.last_sync_timestamp = watermark ? this.bindCursor(watermark.cursor) : null;
     const lookback = this.options.lookback ?? 0;
     if (!watermark || lookback <= 0 || watermark.cursor === null) return watermark;
     const cursor = watermark.cursor;
@@ -85,7 +132,8 @@ export class TableReader implements StreamReader {
 
   async readBatch(after: WatermarkPosition | null, limit: number): Promise<SyncRecord[]> {
     const fields = this.orderFields();
-    const query = this.connection.knex()(this.options.table).select("*");
+    this.paramValues.batch_size = limit;
+    const query = this.rows().select("*");
     if (this.cursorField) query.whereNotNull(this.cursorField);
     if (this.cursorField && this.upperBound !== null) {
       query.where(this.cursorField, "<", this.bindCursor(this.upperBound) as never);
@@ -101,7 +149,7 @@ export class TableReader implements StreamReader {
     try {
       return (await query) as SyncRecord[];
     } catch (err) {
-      throw this.connection.explain(err, `reading table "${this.options.table}"`);
+      throw this.connection.explain(err, this.compiled ? "running the custom query" : `reading table "${this.options.table}"`);
     }
   }
 
@@ -113,7 +161,15 @@ export class TableReader implements StreamReader {
   }
 
   private bindCursor(value: Value): unknown {
-    const column = this.columns.get(this.cursorField ?? "");
+    return this.bind(this.cursorField ?? "", value);
+  }
+
+  /** A value as the driver binds it for `field`; custom queries have no column types,
+   *  so a timestamp is recognised by its form. */
+  private bind(field: string, value: Value): unknown {
+    const column =
+      this.columns.get(field) ??
+      (typeof value === "string" && ISO_TIMESTAMP.test(value) ? { name: field, type: "timestamp", nullable: true } : null);
     return column ? this.connection.dialect.toDbValue(column, value) : value;
   }
 
@@ -123,10 +179,7 @@ export class TableReader implements StreamReader {
 
   private boundValues(fields: string[], after: WatermarkPosition): unknown[] {
     const values: Value[] = this.cursorField ? [after.cursor, ...after.key] : after.key;
-    return fields.map((field, i) => {
-      const column = this.columns.get(field);
-      return column ? this.connection.dialect.toDbValue(column, values[i]) : values[i];
-    });
+    return fields.map((field, i) => this.bind(field, values[i]));
   }
 
   private whereAfter(query: Knex.QueryBuilder, fields: string[], values: unknown[]): void {

@@ -3,7 +3,7 @@
  * batch, statements chunked under the dialect's bound-parameter limit.
  */
 import type { Knex } from "knex";
-import type { Outcome, OutcomeAction, SyncRecord, Value } from "../types";
+import { isDeleted, type Outcome, type OutcomeAction, type SyncRecord, type Value } from "../types";
 import { requireColumns, type DbConnection } from "./connection";
 import type { ColumnInfo, WriteChunk } from "./dialect";
 import { TributaryError } from "./errors";
@@ -26,6 +26,10 @@ export interface TableWriterOptions {
   table: string;
   keyColumns: string[];
   mode: WriteMode;
+  /** Write only these columns (plus the key); empty: every field with a column. */
+  columns?: string[];
+  /** Soft-deleted records: "mark" writes them like others, "delete" removes the row. */
+  deletes?: "mark" | "delete";
 }
 
 export interface FailedRecord {
@@ -50,10 +54,13 @@ export class TableWriter {
   async check(): Promise<Map<string, ColumnInfo>> {
     const info = await this.connection.describe(this.options.table);
     requireColumns(info, this.options.keyColumns, "key column", this.connection.label);
-    return new Map(info.columns.map((c) => [c.name, c]));
+    const only = this.options.columns ?? [];
+    requireColumns(info, only, "column", this.connection.label);
+    const wanted = new Set([...only, ...this.options.keyColumns]);
+    return new Map(info.columns.filter((c) => only.length === 0 || wanted.has(c.name)).map((c) => [c.name, c]));
   }
 
-  async write(records: SyncRecord[], dryRun = false): Promise<WriteResult> {
+  async write(records: SyncRecord[], dryRun = false, deletedField?: string): Promise<WriteResult> {
     const columns = await this.check();
     const { keyColumns } = this.options;
     const failed: FailedRecord[] = [];
@@ -72,7 +79,12 @@ export class TableWriter {
       latest.set(JSON.stringify(keyColumns.map((k) => String(record[k]))), record);
       for (const field of Object.keys(record)) if (!columns.has(field)) ignored.add(field);
     }
-    const unique = [...latest.values()];
+    let unique = [...latest.values()];
+    if (deletedField && this.options.deletes === "delete") {
+      const deleted = unique.filter((r) => isDeleted(r[deletedField]));
+      unique = unique.filter((r) => !isDeleted(r[deletedField]));
+      outcomes.push(...(await this.deleteRows(deleted, dryRun)));
+    }
     if (dryRun) {
       outcomes.push(...(await this.wouldWrite(unique)));
       return { outcomes, failed, ignoredFields: [...ignored] };
@@ -131,6 +143,31 @@ export class TableWriter {
         await sleep(backoffMs(attempt));
       }
     }
+  }
+
+  /** Removes the rows of soft-deleted records, by key, in one transaction. */
+  private async deleteRows(records: SyncRecord[], dryRun: boolean): Promise<Outcome[]> {
+    if (records.length === 0) return [];
+    const { keyColumns, table } = this.options;
+    const outcomes = records.map((r): Outcome => ({ key: keyOf(r, keyColumns), action: "delete" }));
+    if (dryRun) return outcomes;
+    const { dialect } = this.connection;
+    const perStatement = Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? Infinity);
+    try {
+      await this.connection.knex().transaction(async (trx) => {
+        for (let start = 0; start < records.length; start += perStatement) {
+          const slice = records.slice(start, start + perStatement);
+          await trx(table)
+            .where((qb) => {
+              for (const r of slice) qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, r[k] as never)));
+            })
+            .delete();
+        }
+      });
+    } catch (err) {
+      throw this.connection.explain(err, `deleting from table "${table}"`);
+    }
+    return outcomes;
   }
 
   /** Dry run: what each record would do, from one lookup of the existing keys. */
