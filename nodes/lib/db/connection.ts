@@ -17,9 +17,14 @@ export interface ConnectionConfig {
   port?: unknown;
   database?: unknown;
   filename?: unknown;
+  /** false/"disable", true/"require" (encrypt, accept any certificate), or "verify". */
   ssl?: unknown;
+  sslCa?: unknown;
+  poolMin?: unknown;
   poolMax?: unknown;
+  poolIdle?: unknown;
   connectTimeout?: unknown;
+  statementTimeout?: unknown;
 }
 
 /** What a tributary-db-connection config node offers the nodes that use it. */
@@ -67,8 +72,11 @@ export function parseSettings(
     port,
     database: text(config.database),
     filename: "",
-    ssl: config.ssl === true || config.ssl === "true",
+    ssl: parseSsl(config),
+    poolMin: positiveInt(config.poolMin, 0, "pool minimum", 0),
     poolMax: positiveInt(config.poolMax, 4, "pool size"),
+    poolIdleMs: positiveInt(config.poolIdle, 30, "pool idle timeout") * 1000,
+    statementTimeoutMs: positiveInt(config.statementTimeout, 0, "statement timeout", 0) * 1000,
     user: credentials.user ? resolveEnv(credentials.user) : "",
     password: credentials.password ? resolveEnv(credentials.password) : "",
     connectTimeoutMs: positiveInt(config.connectTimeout, 10, "connect timeout") * 1000,
@@ -81,11 +89,31 @@ export function parseSettings(
   return settings;
 }
 
-function positiveInt(value: unknown, fallback: number, field: string): number {
+function positiveInt(value: unknown, fallback: number, field: string, min = 1): number {
   if (value === undefined || value === null || value === "") return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new TributaryError("config", `${field} "${String(value)}" must be a whole number of at least 1`);
+  if (!Number.isInteger(n) || n < min) {
+    throw new TributaryError("config", `${field} "${String(value)}" must be a whole number of at least ${min}`);
+  }
   return n;
+}
+
+function parseSsl(config: ConnectionConfig): ConnectionSettings["ssl"] {
+  const mode = config.ssl === true ? "require" : config.ssl === false || config.ssl === undefined ? "disable" : text(config.ssl);
+  const ca = text(config.sslCa) || undefined;
+  switch (mode) {
+    case "":
+    case "false":
+    case "disable":
+      return null;
+    case "true":
+    case "require":
+      return { verify: false, ...(ca ? { ca } : {}) };
+    case "verify":
+      return { verify: true, ...(ca ? { ca } : {}) };
+    default:
+      throw new TributaryError("config", `ssl "${mode}" is not valid: choose disable, require or verify`);
+  }
 }
 
 export class DbConnection {

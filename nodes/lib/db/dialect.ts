@@ -15,8 +15,13 @@ export interface ConnectionSettings {
   port: number | null;
   database: string;
   filename: string;
-  ssl: boolean;
+  /** null: no TLS. verify: check the server certificate (against `ca` when given). */
+  ssl: { verify: boolean; ca?: string } | null;
+  poolMin: number;
   poolMax: number;
+  poolIdleMs: number;
+  /** 0: no limit. */
+  statementTimeoutMs: number;
   user: string;
   password: string;
   connectTimeoutMs: number;
@@ -79,6 +84,16 @@ export type ErrorCode =
   | "timeout"
   | "ssl"
   | "driver-missing";
+
+/** Node.js TLS options for drivers that take them (pg, mysql2). */
+export function tlsOptions(s: ConnectionSettings): { rejectUnauthorized: boolean; ca?: string } | undefined {
+  if (!s.ssl) return undefined;
+  return { rejectUnauthorized: s.ssl.verify, ...(s.ssl.ca ? { ca: s.ssl.ca } : {}) };
+}
+
+export function poolOptions(s: ConnectionSettings): { min: number; max: number; idleTimeoutMillis: number } {
+  return { min: s.poolMin, max: s.poolMax, idleTimeoutMillis: s.poolIdleMs };
+}
 
 export function splitTableName(table: string): { schema: string | null; name: string } {
   const dot = table.lastIndexOf(".");

@@ -1,7 +1,7 @@
 /** SQL Server through tedious. */
 import type { Knex } from "knex";
 import { isPlainObject, utcWallClock } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 const WALL_CLOCK_TYPES = new Set(["datetime", "datetime2", "smalldatetime"]);
@@ -26,9 +26,14 @@ export const mssqlDialect: Dialect = {
         user: s.user || undefined,
         password: s.password || undefined,
         connectionTimeout: s.connectTimeoutMs,
-        options: { encrypt: s.ssl, trustServerCertificate: !s.ssl ? true : false },
+        requestTimeout: s.statementTimeoutMs || 0,
+        options: {
+          encrypt: s.ssl !== null,
+          trustServerCertificate: !s.ssl?.verify,
+          ...(s.ssl?.ca ? { cryptoCredentialsDetails: { ca: s.ssl.ca } } : {}),
+        },
       } as unknown as Knex.MsSqlConnectionConfig,
-      pool: { min: 0, max: s.poolMax },
+      pool: poolOptions(s),
       acquireConnectionTimeout: s.connectTimeoutMs,
     };
   },

@@ -1,7 +1,14 @@
 /** MySQL and MariaDB through mysql2. */
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
+import {
+  classifyNetworkError,
+  columnsFromKnex,
+  isDroppedConnection,
+  poolOptions,
+  tlsOptions,
+  type Dialect,
+} from "./dialect";
 import { existingKeys, identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 interface MysqlField {
@@ -39,7 +46,7 @@ export const mysqlDialect: Dialect = {
         database: s.database,
         user: s.user || undefined,
         password: s.password || undefined,
-        ssl: s.ssl ? { rejectUnauthorized: false } : undefined,
+        ssl: tlsOptions(s),
         connectTimeout: s.connectTimeoutMs,
         charset: "utf8mb4",
         timezone: "Z",
@@ -50,10 +57,16 @@ export const mysqlDialect: Dialect = {
         typeCast,
       } as unknown as Knex.MySql2ConnectionConfig,
       pool: {
-        min: 0,
-        max: s.poolMax,
+        ...poolOptions(s),
         afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-          conn.query("set time_zone = '+00:00'", (err) => done(err, conn));
+          conn.query("set time_zone = '+00:00'", (err) => {
+            if (err || !s.statementTimeoutMs) return done(err, conn);
+            // MariaDB names it max_statement_time (seconds); MySQL max_execution_time (ms, SELECT only).
+            conn.query(`set session max_statement_time = ${s.statementTimeoutMs / 1000}`, (mariaErr) => {
+              if (!mariaErr) return done(null, conn);
+              conn.query(`set session max_execution_time = ${s.statementTimeoutMs}`, (mysqlErr) => done(mysqlErr, conn));
+            });
+          });
         },
       },
       acquireConnectionTimeout: s.connectTimeoutMs,

@@ -1,7 +1,7 @@
 /** Oracle through node-oracledb in thin mode (no Instant Client). */
 import type { Knex } from "knex";
 import { isPlainObject } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
+import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
 import { existingKeys, keyIndexes, keyText } from "./sql";
 
 export const oracleDialect: Dialect = {
@@ -19,10 +19,11 @@ export const oracleDialect: Dialect = {
       connection: {
         user: s.user || undefined,
         password: s.password || undefined,
-        connectString: `${s.host}:${s.port ?? 1521}/${s.database}`,
+        // tcps:// for TLS; thin mode verifies the server certificate against the system CAs.
+        connectString: `${s.ssl ? "tcps://" : ""}${s.host}:${s.port ?? 1521}/${s.database}`,
         connectTimeout: Math.ceil(s.connectTimeoutMs / 1000),
       } as unknown as Knex.OracleDbConnectionConfig,
-      pool: { min: 0, max: s.poolMax },
+      pool: poolOptions(s),
       acquireConnectionTimeout: s.connectTimeoutMs,
     };
   },

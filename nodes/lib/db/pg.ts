@@ -2,7 +2,14 @@
 import pg from "pg";
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, type Dialect } from "./dialect";
+import {
+  classifyNetworkError,
+  columnsFromKnex,
+  isDroppedConnection,
+  poolOptions,
+  tlsOptions,
+  type Dialect,
+} from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 const TIMESTAMPTZ = 1184;
@@ -45,13 +52,13 @@ export const pgDialect: Dialect = {
         database: s.database,
         user: s.user || undefined,
         password: s.password || undefined,
-        ssl: s.ssl ? { rejectUnauthorized: false } : false,
+        ssl: tlsOptions(s) ?? false,
         connectionTimeoutMillis: s.connectTimeoutMs,
         // Timestamps come back in UTC so equal instants give equal text.
-        options: "-c TimeZone=UTC",
+        options: `-c TimeZone=UTC${s.statementTimeoutMs ? ` -c statement_timeout=${s.statementTimeoutMs}` : ""}`,
         types: { getTypeParser },
       } as unknown as Knex.PgConnectionConfig,
-      pool: { min: 0, max: s.poolMax },
+      pool: poolOptions(s),
       acquireConnectionTimeout: s.connectTimeoutMs,
     };
   },
