@@ -59,6 +59,11 @@ export interface Dialect {
   knexConfig(settings: ConnectionSettings): Knex.Config;
   /** The table's columns, or null when the table does not exist. */
   describeTable(knex: Knex, table: string): Promise<TableInfo | null>;
+  /** How to select a column so its value arrives lossless (e.g. a timestamp as text
+   *  where the driver would make a millisecond Date of it); null: select it as is. */
+  selectExpression?(knex: Knex, column: ColumnInfo): Knex.Raw | null;
+  /** A value as read, made lossless (the counterpart of selectExpression). */
+  fromDb?(column: ColumnInfo, value: unknown): unknown;
   /** A record value as the driver must bind it for this column. */
   toDbValue(column: ColumnInfo, value: Value): unknown;
   /** Writes one chunk with upsert semantics; returns, per row, whether it was inserted,

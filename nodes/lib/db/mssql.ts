@@ -1,6 +1,6 @@
 /** SQL Server through tedious. */
 import type { Knex } from "knex";
-import { isPlainObject, utcWallClock } from "./values";
+import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
 import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
@@ -39,6 +39,20 @@ export const mssqlDialect: Dialect = {
   },
 
   describeTable: columnsFromKnex,
+
+  // tedious makes a JavaScript Date (milliseconds) of datetime2's 100 ns values:
+  // select them as ISO 8601 text instead (style 126; 127 keeps the offset).
+  selectExpression(knex, column) {
+    if (column.type === "datetimeoffset") return knex.raw("convert(varchar(40), ??, 127) as ??", [column.name, column.name]);
+    if (WALL_CLOCK_TYPES.has(column.type)) return knex.raw("convert(varchar(40), ??, 126) as ??", [column.name, column.name]);
+    return null;
+  },
+
+  fromDb(column, value) {
+    if (typeof value !== "string") return value;
+    if (column.type === "datetimeoffset" || WALL_CLOCK_TYPES.has(column.type)) return isoTimestamp(value);
+    return value;
+  },
 
   toDbValue(column, value) {
     if (value === null || Buffer.isBuffer(value)) return value;

@@ -1,8 +1,16 @@
 /** Oracle through node-oracledb in thin mode (no Instant Client). */
 import type { Knex } from "knex";
-import { isPlainObject } from "./values";
+import { isoTimestamp, isPlainObject } from "./values";
 import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
 import { existingKeys, keyIndexes, keyText } from "./sql";
+
+// ISO 8601 text for every timestamp read, in UTC, with all nine fractional digits.
+export const ORACLE_SESSION = [
+  "alter session set time_zone = '+00:00'",
+  `alter session set nls_timestamp_format = 'YYYY-MM-DD"T"HH24:MI:SS.FF9'`,
+  `alter session set nls_timestamp_tz_format = 'YYYY-MM-DD"T"HH24:MI:SS.FF9TZH:TZM'`,
+  `alter session set nls_date_format = 'YYYY-MM-DD"T"HH24:MI:SS'`,
+];
 
 export const oracleDialect: Dialect = {
   client: "oracle",
@@ -22,13 +30,27 @@ export const oracleDialect: Dialect = {
         // tcps:// for TLS; thin mode verifies the server certificate against the system CAs.
         connectString: `${s.ssl ? "tcps://" : ""}${s.host}:${s.port ?? 1521}/${s.database}`,
         connectTimeout: Math.ceil(s.connectTimeoutMs / 1000),
+        // Numbers and dates as text: NUMBER(38) and TIMESTAMP(9) do not fit a double or a Date.
+        fetchAsString: ["number", "date", "clob"],
       } as unknown as Knex.OracleDbConnectionConfig,
-      pool: poolOptions(s),
+      pool: {
+        ...poolOptions(s),
+        afterCreate(conn: { execute(sql: string): Promise<unknown> }, done: (err: Error | null, conn: unknown) => void) {
+          Promise.all(ORACLE_SESSION.map((sql) => conn.execute(sql))).then(() => done(null, conn), (err: Error) => done(err, conn));
+        },
+      },
       acquireConnectionTimeout: s.connectTimeoutMs,
     };
   },
 
   describeTable: columnsFromKnex,
+
+  fromDb(column, value) {
+    if (typeof value !== "string") return value;
+    if (/with time zone/.test(column.type)) return isoTimestamp(value);
+    if (/^timestamp|^date/.test(column.type)) return isoTimestamp(value, "Z");
+    return value;
+  },
 
   toDbValue(_column, value) {
     if (typeof value === "boolean") return value ? 1 : 0;

@@ -133,7 +133,7 @@ export class TableReader implements StreamReader {
   async readBatch(after: WatermarkPosition | null, limit: number): Promise<SyncRecord[]> {
     const fields = this.orderFields();
     this.paramValues.batch_size = limit;
-    const query = this.rows().select("*");
+    const query = this.rows().select(this.selectList());
     if (this.cursorField) query.whereNotNull(this.cursorField);
     if (this.cursorField && this.upperBound !== null) {
       query.where(this.cursorField, "<", this.bindCursor(this.upperBound) as never);
@@ -147,7 +147,7 @@ export class TableReader implements StreamReader {
     for (const field of fields) query.orderBy(field, "asc");
     query.limit(limit);
     try {
-      return (await query) as SyncRecord[];
+      return this.lossless((await query) as SyncRecord[]);
     } catch (err) {
       throw this.connection.explain(err, this.compiled ? "running the custom query" : `reading table "${this.options.table}"`);
     }
@@ -158,6 +158,21 @@ export class TableReader implements StreamReader {
       cursor: this.cursorField ? (record[this.cursorField] ?? null) : null,
       key: this.keyFields.map((k) => record[k] ?? null),
     };
+  }
+
+  private selectList(): Array<string | Knex.Raw> {
+    const { dialect } = this.connection;
+    const knex = this.connection.knex();
+    if (!dialect.selectExpression || this.columns.size === 0) return ["*"];
+    return [...this.columns.values()].map((c) => dialect.selectExpression!(knex, c) ?? c.name);
+  }
+
+  private lossless(rows: SyncRecord[]): SyncRecord[] {
+    const fromDb = this.connection.dialect.fromDb;
+    if (!fromDb || this.columns.size === 0) return rows;
+    const columns = [...this.columns.values()];
+    for (const row of rows) for (const c of columns) if (c.name in row) row[c.name] = fromDb(c, row[c.name]) as Value;
+    return rows;
   }
 
   private bindCursor(value: Value): unknown {
