@@ -6,7 +6,8 @@
 import path from "node:path";
 import fs from "node:fs";
 import knexFactory, { type Knex } from "knex";
-import type { RunCounts, RunStatus, RunSummary, SyncMode, Value } from "./types";
+import type { OutcomeAction, RunCounts, RunStatus, RunSummary, SyncMode, SyncRecord, Value } from "./types";
+import { TributaryError } from "./db/errors";
 
 export interface WatermarkPosition {
   /** The cursor value exactly as the database returned it (text or integer). */
@@ -26,6 +27,65 @@ export interface Watermark {
 
 export interface RunRow extends RunSummary {
   flowId: string | null;
+}
+
+export interface RunFilter {
+  sourceId?: string;
+  flowId?: string;
+  status?: RunStatus;
+  since?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface AuditEntry {
+  id?: number;
+  runId: string;
+  batch: number;
+  nodeId: string;
+  key: Value[];
+  action: OutcomeAction;
+  error?: string;
+  createdAt?: string;
+}
+
+export interface SyncState {
+  key: string;
+  sourceHash: string | null;
+  targetHash: string | null;
+  syncedAt: string;
+}
+
+export type ReviewStatus = "open" | "resolved" | "applied" | "superseded";
+export type ReviewResolution = "source" | "target" | "skip";
+
+export interface ReviewItem {
+  id: number;
+  scope: string;
+  nodeId: string;
+  key: Value[];
+  sourceRecord: SyncRecord;
+  targetRecord: SyncRecord | null;
+  status: ReviewStatus;
+  resolution?: ReviewResolution;
+  resolvedBy?: string;
+  createdAt: string;
+  resolvedAt?: string;
+}
+
+/** Opaque page cursors: base64url of the sort values of the last item. */
+export function encodeCursor(values: string[]): string {
+  return Buffer.from(JSON.stringify(values)).toString("base64url");
+}
+
+export function decodeCursor(cursor: string): string[] {
+  try {
+    const values = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown;
+    if (Array.isArray(values) && values.every((v) => typeof v === "string")) return values;
+  } catch {
+    // fall through
+  }
+  throw new TributaryError("bad-request", "cursor is not valid: pass the nextCursor of the previous page");
 }
 
 const migrations: Record<string, Knex.Migration> = {
@@ -57,6 +117,62 @@ const migrations: Record<string, Knex.Migration> = {
       await knex.schema.dropTable("tributary_watermarks");
       await knex.schema.dropTable("tributary_runs");
     },
+  },
+};
+
+migrations["002_audit_sync_state_review_tokens_leases"] = {
+  async up(knex) {
+    await knex.schema.createTable("tributary_audit", (t) => {
+      t.increments("id").primary();
+      t.string("run_id", 36).notNullable();
+      t.integer("batch").notNullable();
+      t.string("node_id", 64).notNullable();
+      t.text("record_key").notNullable();
+      t.string("action", 16).notNullable();
+      t.text("error");
+      t.string("created_at", 40).notNullable();
+      t.index(["run_id", "id"]);
+      t.index(["created_at"]);
+    });
+    // Per-record sync state: what each side looked like when the sync last wrote it.
+    await knex.schema.createTable("tributary_sync_state", (t) => {
+      t.string("scope", 255).notNullable();
+      t.string("record_key", 512).notNullable();
+      t.string("source_hash", 64);
+      t.string("target_hash", 64);
+      t.string("synced_at", 40).notNullable();
+      t.primary(["scope", "record_key"]);
+    });
+    await knex.schema.createTable("tributary_review", (t) => {
+      t.increments("id").primary();
+      t.string("scope", 255).notNullable();
+      t.string("node_id", 64).notNullable();
+      t.text("record_key").notNullable();
+      t.text("source_record").notNullable();
+      t.text("target_record");
+      t.string("status", 16).notNullable();
+      t.string("resolution", 16);
+      t.string("resolved_by", 255);
+      t.string("created_at", 40).notNullable();
+      t.string("resolved_at", 40);
+      t.index(["status", "id"]);
+    });
+    await knex.schema.createTable("tributary_tokens", (t) => {
+      t.string("connection_id", 64).primary();
+      t.string("provider", 32).notNullable();
+      t.text("sealed").notNullable();
+      t.string("updated_at", 40).notNullable();
+    });
+    await knex.schema.createTable("tributary_leases", (t) => {
+      t.string("source_id", 64).primary();
+      t.string("holder", 255).notNullable();
+      t.string("expires_at", 40).notNullable();
+    });
+  },
+  async down(knex) {
+    for (const table of ["tributary_leases", "tributary_tokens", "tributary_review", "tributary_sync_state", "tributary_audit"]) {
+      await knex.schema.dropTable(table);
+    }
   },
 };
 
@@ -110,10 +226,178 @@ export class StateStore {
     return row ? toRun(row) : undefined;
   }
 
-  async listRuns(filter: { sourceId?: string; limit?: number } = {}): Promise<RunRow[]> {
-    const query = this.knex("tributary_runs").orderBy("started_at", "desc").limit(filter.limit ?? 50);
+  /** Newest first; `cursor` is the `nextCursor` of the previous page. */
+  async listRuns(filter: RunFilter = {}): Promise<{ runs: RunRow[]; nextCursor: string | null }> {
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+    const query = this.knex("tributary_runs").orderBy([
+      { column: "started_at", order: "desc" },
+      { column: "run_id", order: "desc" },
+    ]);
     if (filter.sourceId) query.where({ source_id: filter.sourceId });
-    return (await query).map(toRun);
+    if (filter.flowId) query.where({ flow_id: filter.flowId });
+    if (filter.status) query.where({ status: filter.status });
+    if (filter.since) query.where("started_at", ">=", filter.since);
+    if (filter.cursor) {
+      const [startedAt, runId] = decodeCursor(filter.cursor);
+      query.where((qb) =>
+        qb.where("started_at", "<", startedAt).orWhere((inner) => inner.where("started_at", startedAt).where("run_id", "<", runId)),
+      );
+    }
+    const rows = (await query.limit(limit + 1)).map(toRun);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return { runs: page, nextCursor: rows.length > limit && last ? encodeCursor([last.startedAt, last.runId]) : null };
+  }
+
+  async listWatermarks(): Promise<Watermark[]> {
+    const rows = await this.knex("tributary_watermarks").orderBy("source_id");
+    return rows.map((row) => ({
+      sourceId: row.source_id,
+      entity: row.entity,
+      cursorField: row.cursor_field,
+      position: JSON.parse(row.position) as WatermarkPosition,
+      runId: row.run_id,
+      updatedAt: row.updated_at,
+    }));
+  }
+
+  async addAudit(entries: AuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const createdAt = new Date().toISOString();
+    const rows = entries.map((e) => ({
+      run_id: e.runId,
+      batch: e.batch,
+      node_id: e.nodeId,
+      record_key: JSON.stringify(e.key),
+      action: e.action,
+      error: e.error ?? null,
+      created_at: e.createdAt ?? createdAt,
+    }));
+    // SQLite allows 32,766 bound values per statement; 7 a row.
+    for (let i = 0; i < rows.length; i += 500) await this.knex("tributary_audit").insert(rows.slice(i, i + 500));
+  }
+
+  async listAudit(runId: string, page: { limit?: number; cursor?: string } = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+    const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
+    const query = this.knex("tributary_audit").where({ run_id: runId }).orderBy("id").limit(limit + 1);
+    if (page.cursor) query.where("id", ">", Number(decodeCursor(page.cursor)[0]));
+    const rows = await query;
+    const entries = rows.slice(0, limit).map((r) => ({
+      id: r.id as number,
+      runId: r.run_id,
+      batch: r.batch,
+      nodeId: r.node_id,
+      key: JSON.parse(r.record_key) as Value[],
+      action: r.action,
+      ...(r.error ? { error: r.error } : {}),
+      createdAt: r.created_at,
+    }));
+    const last = entries[entries.length - 1];
+    return { entries, nextCursor: rows.length > limit && last ? encodeCursor([String(last.id)]) : null };
+  }
+
+  /** Deletes audit entries older than `before` (ISO 8601); returns how many. */
+  async pruneAudit(before: string): Promise<number> {
+    return this.knex("tributary_audit").where("created_at", "<", before).delete();
+  }
+
+  async getSyncStates(scope: string, keys: string[]): Promise<Map<string, SyncState>> {
+    const states = new Map<string, SyncState>();
+    for (let i = 0; i < keys.length; i += 500) {
+      const rows = await this.knex("tributary_sync_state").where({ scope }).whereIn("record_key", keys.slice(i, i + 500));
+      for (const r of rows) {
+        states.set(r.record_key, { key: r.record_key, sourceHash: r.source_hash, targetHash: r.target_hash, syncedAt: r.synced_at });
+      }
+    }
+    return states;
+  }
+
+  async saveSyncStates(scope: string, states: Array<Omit<SyncState, "syncedAt">>): Promise<void> {
+    const syncedAt = new Date().toISOString();
+    const rows = states.map((s) => ({ scope, record_key: s.key, source_hash: s.sourceHash, target_hash: s.targetHash, synced_at: syncedAt }));
+    for (let i = 0; i < rows.length; i += 500) {
+      await this.knex("tributary_sync_state").insert(rows.slice(i, i + 500)).onConflict(["scope", "record_key"]).merge();
+    }
+  }
+
+  async addReview(item: Omit<ReviewItem, "id" | "status" | "createdAt">): Promise<number> {
+    const row = {
+      scope: item.scope,
+      node_id: item.nodeId,
+      record_key: JSON.stringify(item.key),
+      source_record: JSON.stringify(item.sourceRecord),
+      target_record: item.targetRecord ? JSON.stringify(item.targetRecord) : null,
+      status: "open",
+      created_at: new Date().toISOString(),
+    };
+    // One open item per record: a newer conflict replaces the older one.
+    await this.knex("tributary_review").where({ scope: item.scope, record_key: row.record_key, status: "open" }).update({ status: "superseded" });
+    const [inserted] = await this.knex("tributary_review").insert(row).returning("id");
+    return typeof inserted === "object" ? Number((inserted as { id: number }).id) : Number(inserted);
+  }
+
+  async listReview(filter: { status?: ReviewStatus; nodeId?: string; scope?: string; limit?: number } = {}): Promise<ReviewItem[]> {
+    const query = this.knex("tributary_review").orderBy("id").limit(Math.min(filter.limit ?? 100, 1000));
+    if (filter.status) query.where({ status: filter.status });
+    if (filter.nodeId) query.where({ node_id: filter.nodeId });
+    if (filter.scope) query.where({ scope: filter.scope });
+    return (await query).map(toReview);
+  }
+
+  async getReview(id: number): Promise<ReviewItem | undefined> {
+    const row = await this.knex("tributary_review").where({ id }).first();
+    return row ? toReview(row) : undefined;
+  }
+
+  /** Records an analyst's decision; returns false when the item is not open. */
+  async resolveReview(id: number, resolution: ReviewResolution, by: string): Promise<boolean> {
+    const changed = await this.knex("tributary_review")
+      .where({ id, status: "open" })
+      .update({ status: "resolved", resolution, resolved_by: by, resolved_at: new Date().toISOString() });
+    return changed > 0;
+  }
+
+  /** Marks resolved items as applied once their resolution was written. */
+  async markReviewApplied(ids: number[]): Promise<void> {
+    if (ids.length) await this.knex("tributary_review").whereIn("id", ids).update({ status: "applied" });
+  }
+
+  async saveToken(connectionId: string, provider: string, sealed: string): Promise<void> {
+    await this.knex("tributary_tokens")
+      .insert({ connection_id: connectionId, provider, sealed, updated_at: new Date().toISOString() })
+      .onConflict("connection_id")
+      .merge();
+  }
+
+  async getToken(connectionId: string): Promise<{ provider: string; sealed: string; updatedAt: string } | undefined> {
+    const row = await this.knex("tributary_tokens").where({ connection_id: connectionId }).first();
+    return row ? { provider: row.provider, sealed: row.sealed, updatedAt: row.updated_at } : undefined;
+  }
+
+  async listTokens(): Promise<Array<{ connectionId: string; provider: string; sealed: string }>> {
+    const rows = await this.knex("tributary_tokens");
+    return rows.map((r) => ({ connectionId: r.connection_id, provider: r.provider, sealed: r.sealed }));
+  }
+
+  async deleteToken(connectionId: string): Promise<boolean> {
+    return (await this.knex("tributary_tokens").where({ connection_id: connectionId }).delete()) > 0;
+  }
+
+  /** Takes (or renews) the lease of a source for `ttlMs`; false while another holder has it. */
+  async acquireLease(sourceId: string, holder: string, ttlMs: number): Promise<boolean> {
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
+    return this.knex.transaction(async (trx) => {
+      const row = await trx("tributary_leases").where({ source_id: sourceId }).forUpdate().first();
+      if (row && row.holder !== holder && row.expires_at > now.toISOString()) return false;
+      if (row) await trx("tributary_leases").where({ source_id: sourceId }).update({ holder, expires_at: expiresAt });
+      else await trx("tributary_leases").insert({ source_id: sourceId, holder, expires_at: expiresAt });
+      return true;
+    });
+  }
+
+  async releaseLease(sourceId: string, holder: string): Promise<void> {
+    await this.knex("tributary_leases").where({ source_id: sourceId, holder }).delete();
   }
 
   async getWatermark(sourceId: string): Promise<Watermark | undefined> {
@@ -200,6 +484,36 @@ function toRun(row: RunDbRow): RunRow {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     ...(row.error ? { error: row.error } : {}),
+  };
+}
+
+interface ReviewDbRow {
+  id: number;
+  scope: string;
+  node_id: string;
+  record_key: string;
+  source_record: string;
+  target_record: string | null;
+  status: string;
+  resolution: string | null;
+  resolved_by: string | null;
+  created_at: string;
+  resolved_at: string | null;
+}
+
+function toReview(row: ReviewDbRow): ReviewItem {
+  return {
+    id: Number(row.id),
+    scope: row.scope,
+    nodeId: row.node_id,
+    key: JSON.parse(row.record_key) as Value[],
+    sourceRecord: JSON.parse(row.source_record) as SyncRecord,
+    targetRecord: row.target_record ? (JSON.parse(row.target_record) as SyncRecord) : null,
+    status: row.status as ReviewStatus,
+    ...(row.resolution ? { resolution: row.resolution as ReviewResolution } : {}),
+    ...(row.resolved_by ? { resolvedBy: row.resolved_by } : {}),
+    createdAt: row.created_at,
+    ...(row.resolved_at ? { resolvedAt: row.resolved_at } : {}),
   };
 }
 
