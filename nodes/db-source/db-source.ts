@@ -64,7 +64,7 @@ export = function register(RED: NodeRedApi): void {
     }
     let current: Run | null = null;
 
-    async function startRun(options: TriggerOptions = {}): Promise<RunSummary> {
+    async function startRun(options: TriggerOptions = {}, onRegistered?: (runId: string) => void): Promise<RunSummary> {
       if (configError || !settings || !connectionNode) throw configError ?? new Error("not configured");
       const connection = connectionNode.connection();
       const mode = options.mode ?? settings.mode;
@@ -84,7 +84,10 @@ export = function register(RED: NodeRedApi): void {
         reader: new TableReader(connection, { ...settings, params: options.params }),
         store,
         emit: (msg) => node.send([msg, null]),
-        onStart: (run) => (current = run as Run),
+        onStart: (run) => {
+          current = run as Run;
+          onRegistered?.(run.id);
+        },
         onProgress: (run) =>
           status.set({
             fill: "blue",
@@ -137,6 +140,12 @@ export = function register(RED: NodeRedApi): void {
     }
 
     const trigger = (options?: TriggerOptions) => startRun(options).catch(failedToStart);
+    const start = (options?: TriggerOptions) =>
+      new Promise<{ runId: string; finished: Promise<RunSummary> }>((resolve) => {
+        const finished: Promise<RunSummary> = startRun(options, (runId) => resolve({ runId, finished })).catch(failedToStart);
+        // A run that never registered (skipped, or failed before reading) resolves here.
+        finished.then(() => resolve({ runId: "", finished }));
+      });
 
     sources.register({
       id: node.id,
@@ -144,6 +153,7 @@ export = function register(RED: NodeRedApi): void {
       name: String(def.name || settings?.table || node.id),
       flowId: node.z,
       trigger,
+      start,
       isRunning: () => current !== null,
     });
 

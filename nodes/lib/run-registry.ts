@@ -5,6 +5,7 @@
  * contiguous advance through `onAdvance`.
  */
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { emptyCounts, type Outcome, type RunCounts, type SyncMode } from "./types";
 
 export interface RunInfo {
@@ -146,7 +147,17 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-class RunRegistry {
+/** Events: "settled" (SettledEvent), "failed-batch" (SettledEvent & {error}),
+ *  "finished" (RunSummary), "watermark" ({sourceId, entity, position}). */
+export interface SettledEvent {
+  runId: string;
+  sourceId: string;
+  batch: number;
+  nodeId: string | null;
+  outcomes: Outcome[];
+}
+
+class RunRegistry extends EventEmitter {
   private readonly runs = new Map<string, Run>();
   private readonly bySource = new Map<string, Run>();
   private draining = false;
@@ -187,13 +198,24 @@ class RunRegistry {
   }
 
   /** Called by sinks when a batch reached them and its writes committed. */
-  settle(runId: string, batch: number, outcomes?: Outcome[]): void {
-    this.runs.get(runId)?.settle(batch, outcomes);
+  settle(runId: string, batch: number, outcomes?: Outcome[], nodeId?: string): void {
+    const run = this.runs.get(runId);
+    if (!run) return;
+    run.settle(batch, outcomes);
+    this.emit("settled", { runId, sourceId: run.info.sourceId, batch, nodeId: nodeId ?? null, outcomes: outcomes ?? [] });
   }
 
   /** Called by sinks when a batch could not be written: the run fails. */
-  failBatch(runId: string, batch: number, error: Error, outcomes?: Outcome[]): void {
-    this.runs.get(runId)?.failBatch(batch, error, outcomes);
+  failBatch(runId: string, batch: number, error: Error, outcomes?: Outcome[], nodeId?: string): void {
+    const run = this.runs.get(runId);
+    if (!run) return;
+    run.failBatch(batch, error, outcomes);
+    this.emit("failed-batch", { runId, sourceId: run.info.sourceId, batch, nodeId: nodeId ?? null, outcomes: outcomes ?? [], error });
+  }
+
+  /** Runs under way, for the management API and metrics. */
+  active(): Run[] {
+    return [...this.runs.values()];
   }
 
   activeRunCount(): number {

@@ -78,6 +78,7 @@ export async function runSource(options: SourceRunOptions): Promise<RunSummary> 
   runRegistry.finish(run);
   const summary = toSummary(run, options, new Date().toISOString());
   await store.saveRun(summary).catch(() => undefined);
+  runRegistry.emit("finished", summary);
   return summary;
 }
 
@@ -127,13 +128,17 @@ function trackWatermark(run: Run<WatermarkPosition>, options: SourceRunOptions) 
       if (!options.reader.cursorField) return;
       chain = chain
         .then(() =>
-          options.store.saveWatermark({
-            sourceId: options.sourceId,
-            entity: options.reader.entity,
-            cursorField: options.reader.cursorField!,
-            position,
-            runId: run.id,
-          }),
+          options.store
+            .saveWatermark({
+              sourceId: options.sourceId,
+              entity: options.reader.entity,
+              cursorField: options.reader.cursorField!,
+              position,
+              runId: run.id,
+            })
+            .then(() => {
+              runRegistry.emit("watermark", { sourceId: options.sourceId, entity: options.reader.entity, position });
+            }),
         )
         .catch((err: Error) => {
           failure = err;

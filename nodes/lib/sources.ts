@@ -19,6 +19,9 @@ export interface SourceHandle {
   /** Starts a run and resolves with its summary once every batch settled or the run failed.
    *  Resolves with status "skipped" when a run of this source is already under way. */
   trigger(options?: TriggerOptions): Promise<RunSummary>;
+  /** Starts a run and resolves as soon as it is registered (for the management API):
+   *  `runId` is "" when the run did not start (see the summary's status and error). */
+  start(options?: TriggerOptions): Promise<{ runId: string; finished: Promise<RunSummary> }>;
   isRunning(): boolean;
 }
 

@@ -52,7 +52,7 @@ export = function register(RED: NodeRedApi): void {
     node.on("input", (msg, send, done) => {
       const sync = msg.sync as SyncMeta | undefined;
       const fail = (err: Error, outcomes?: Outcome[]) => {
-        if (sync?.runId) runRegistry.failBatch(sync.runId, sync.batch, err, outcomes);
+        if (sync?.runId) runRegistry.failBatch(sync.runId, sync.batch, err, outcomes, node.id);
         node.status(errorStatus(err.message));
         done(err);
       };
@@ -77,7 +77,7 @@ export = function register(RED: NodeRedApi): void {
                 sync,
               }
             : null;
-          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, result.outcomes);
+          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, result.outcomes, node.id);
           status.set({
             fill: tally.failed ? "yellow" : "green",
             shape: "dot",

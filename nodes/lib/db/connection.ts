@@ -116,6 +116,9 @@ function parseSsl(config: ConnectionConfig): ConnectionSettings["ssl"] {
   }
 }
 
+/** Connections with an open pool in this process, for pool metrics. */
+export const openConnections = new Set<DbConnection>();
+
 export class DbConnection {
   readonly dialect: Dialect;
   private pool: Knex | null = null;
@@ -140,6 +143,7 @@ export class DbConnection {
         ...this.dialect.knexConfig(this.settings),
         log: { warn: quiet, error: quiet, deprecate: quiet, debug: quiet },
       });
+      openConnections.add(this);
     }
     return this.pool;
   }
@@ -158,6 +162,17 @@ export class DbConnection {
   forget(table?: string): void {
     if (table) this.tables.delete(table);
     else this.tables.clear();
+  }
+
+  /** Pool usage (connections in use, idle, waiting), zero before first use. */
+  poolStats(): { used: number; free: number; pending: number; max: number } {
+    const pool = (this.pool?.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } } | undefined)?.pool;
+    return {
+      used: pool?.numUsed() ?? 0,
+      free: pool?.numFree() ?? 0,
+      pending: pool?.numPendingAcquires() ?? 0,
+      max: this.settings.poolMax,
+    };
   }
 
   async test(): Promise<{ version: string; latencyMs: number }> {
@@ -187,6 +202,7 @@ export class DbConnection {
     const pool = this.pool;
     this.pool = null;
     this.tables.clear();
+    openConnections.delete(this);
     if (pool) await pool.destroy();
   }
 
