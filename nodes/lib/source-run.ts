@@ -14,6 +14,8 @@ export interface StreamReader {
   readonly cursorField: string | null;
   /** Soft-delete field, passed on in msg.sync.deletedField. */
   readonly deletedField?: string | null;
+  /** Identity of the data set read, without credentials (see SyncMeta.origin). */
+  readonly origin?: string;
   /** Prepares a run (checks the table, columns, connection); throws a clear error.
    *  Returns warnings for the run summary (e.g. rows a policy leaves out). */
   open(mode: SyncMode): Promise<string[]>;
@@ -110,6 +112,7 @@ async function readAll(run: Run<WatermarkPosition>, options: SourceRunOptions): 
           : {}),
         ...(options.dryRun ? { dryRun: true } : {}),
         ...(reader.deletedField ? { deletedField: reader.deletedField } : {}),
+        ...(reader.origin ? { origin: reader.origin } : {}),
       },
     });
     options.onProgress?.(run);

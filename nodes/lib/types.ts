@@ -43,6 +43,9 @@ export interface SyncMeta {
   /** Records whose value in this field is set (not null/false/0) were deleted at the
    *  source (soft delete); sinks delete or mark them per their setting. */
   deletedField?: string;
+  /** Where the records come from ("PostgreSQL sales@db:5432/customers"), so a
+   *  conflict-resolve can recognise the same pair of tables in both directions. */
+  origin?: string;
   outcomes?: Outcome[];
 }
 

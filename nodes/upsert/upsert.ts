@@ -68,7 +68,9 @@ export = function register(RED: NodeRedApi): void {
             node.warn(`fields with no column in the table were not written: ${result.ignoredFields.join(", ")}`);
           }
           count(tally, sync?.runId ?? null, result.outcomes);
-          if (sync) sync.outcomes = result.outcomes;
+          // Keep what earlier nodes decided (e.g. conflict-resolve's unchanged records).
+          const outcomes = [...(sync?.outcomes ?? []), ...result.outcomes];
+          if (sync) sync.outcomes = outcomes;
           const failedMsg = result.failed.length
             ? {
                 payload: result.failed.map((f) => f.record),
@@ -77,7 +79,7 @@ export = function register(RED: NodeRedApi): void {
                 sync,
               }
             : null;
-          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, result.outcomes, node.id);
+          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, outcomes, node.id);
           status.set({
             fill: tally.failed ? "yellow" : "green",
             shape: "dot",

@@ -6,7 +6,8 @@
 import path from "node:path";
 import knexFactory, { type Knex } from "knex";
 import { dialectFor } from "./index";
-import type { ClientName, ConnectionSettings, Dialect, TableInfo } from "./dialect";
+import type { ClientName, ColumnInfo, ConnectionSettings, Dialect, TableInfo } from "./dialect";
+import type { SyncRecord, Value } from "../types";
 import { connectionError, scrub, TributaryError } from "./errors";
 import { missingEnv, resolveEnv } from "../env";
 import type { RedNode } from "../red";
@@ -162,6 +163,22 @@ export class DbConnection {
   forget(table?: string): void {
     if (table) this.tables.delete(table);
     else this.tables.clear();
+  }
+
+  /** What to select so every column arrives lossless; "*" where the driver is exact. */
+  selectList(columns: ColumnInfo[]): Array<string | Knex.Raw> {
+    const { dialect } = this;
+    if (!dialect.selectExpression || columns.length === 0) return ["*"];
+    const knex = this.knex();
+    return columns.map((c) => dialect.selectExpression!(knex, c) ?? c.name);
+  }
+
+  /** Rows as read, made lossless where the dialect selected text (see selectList). */
+  lossless(columns: ColumnInfo[], rows: SyncRecord[]): SyncRecord[] {
+    const fromDb = this.dialect.fromDb;
+    if (!fromDb || columns.length === 0) return rows;
+    for (const row of rows) for (const c of columns) if (c.name in row) row[c.name] = fromDb(c, row[c.name]) as Value;
+    return rows;
   }
 
   /** Pool usage (connections in use, idle, waiting), zero before first use. */

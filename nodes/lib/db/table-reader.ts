@@ -50,6 +50,10 @@ export class TableReader implements StreamReader {
     this.deletedField = options.deletedColumn || null;
   }
 
+  get origin(): string {
+    return `${this.connection.label}/${this.options.query ? `query:${this.options.query}` : this.options.table}`;
+  }
+
   private compiled: CompiledQuery | null = null;
   /** Values of the query's named parameters; the run sets the watermark and batch size. */
   private paramValues: Record<string, unknown> = {};
@@ -133,7 +137,7 @@ export class TableReader implements StreamReader {
   async readBatch(after: WatermarkPosition | null, limit: number): Promise<SyncRecord[]> {
     const fields = this.orderFields();
     this.paramValues.batch_size = limit;
-    const query = this.rows().select(this.selectList());
+    const query = this.rows().select(this.connection.selectList([...this.columns.values()]));
     if (this.cursorField) query.whereNotNull(this.cursorField);
     if (this.cursorField && this.upperBound !== null) {
       query.where(this.cursorField, "<", this.bindCursor(this.upperBound) as never);
@@ -147,7 +151,7 @@ export class TableReader implements StreamReader {
     for (const field of fields) query.orderBy(field, "asc");
     query.limit(limit);
     try {
-      return this.lossless((await query) as SyncRecord[]);
+      return this.connection.lossless([...this.columns.values()], (await query) as SyncRecord[]);
     } catch (err) {
       throw this.connection.explain(err, this.compiled ? "running the custom query" : `reading table "${this.options.table}"`);
     }
@@ -158,21 +162,6 @@ export class TableReader implements StreamReader {
       cursor: this.cursorField ? (record[this.cursorField] ?? null) : null,
       key: this.keyFields.map((k) => record[k] ?? null),
     };
-  }
-
-  private selectList(): Array<string | Knex.Raw> {
-    const { dialect } = this.connection;
-    const knex = this.connection.knex();
-    if (!dialect.selectExpression || this.columns.size === 0) return ["*"];
-    return [...this.columns.values()].map((c) => dialect.selectExpression!(knex, c) ?? c.name);
-  }
-
-  private lossless(rows: SyncRecord[]): SyncRecord[] {
-    const fromDb = this.connection.dialect.fromDb;
-    if (!fromDb || this.columns.size === 0) return rows;
-    const columns = [...this.columns.values()];
-    for (const row of rows) for (const c of columns) if (c.name in row) row[c.name] = fromDb(c, row[c.name]) as Value;
-    return rows;
   }
 
   private bindCursor(value: Value): unknown {

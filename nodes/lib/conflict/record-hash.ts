@@ -1,0 +1,40 @@
+/**
+ * A content hash of a record that is equal for equal data read from different
+ * databases: values are compared in their lossless text form (bigint "1" and 1,
+ * true and 1), fields in name order.
+ */
+import { createHash } from "node:crypto";
+import type { SyncRecord, Value } from "../types";
+
+function canonical(value: Value | undefined): string {
+  if (value === undefined || value === null) return "\u0000";
+  if (typeof value === "boolean") return value ? "1" : "0";
+  if (typeof value === "number") return String(value);
+  if (typeof value === "string") return value;
+  if (Buffer.isBuffer(value)) return `\u0001${value.toString("hex")}`;
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  return `{${Object.keys(value)
+    .sort()
+    .map((k) => `${k}:${canonical(value[k])}`)
+    .join(",")}}`;
+}
+
+export function recordHash(record: SyncRecord, fields: string[]): string {
+  const hash = createHash("sha256");
+  for (const field of [...fields].sort()) {
+    hash.update(field);
+    hash.update("\u0002");
+    hash.update(canonical(record[field]));
+    hash.update("\u0003");
+  }
+  return hash.digest("hex").slice(0, 40);
+}
+
+export function keyString(record: SyncRecord, keyFields: string[]): string {
+  return keyOfValues(keyFields.map((k) => record[k]));
+}
+
+/** The same text as keyString, from an outcome's key values. */
+export function keyOfValues(values: Array<Value | undefined>): string {
+  return JSON.stringify(values.map(canonical));
+}

@@ -1,0 +1,42 @@
+/**
+ * The target rows of a batch, found with one query per chunk of keys (never one
+ * query per record), read lossless like a source reads them.
+ */
+import type { SyncRecord } from "../types";
+import { keyString } from "../conflict/record-hash";
+import { requireColumns, type DbConnection } from "./connection";
+
+export async function lookupByKeys(
+  connection: DbConnection,
+  table: string,
+  keyColumns: string[],
+  records: SyncRecord[],
+): Promise<{ rows: Map<string, SyncRecord>; fields: Set<string> }> {
+  const info = await connection.describe(table);
+  requireColumns(info, keyColumns, "key column", connection.label);
+  const rows = new Map<string, SyncRecord>();
+  const fields = new Set(info.columns.map((c) => c.name));
+  const { dialect } = connection;
+  const perQuery = Math.max(1, Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? 1000));
+  for (let start = 0; start < records.length; start += perQuery) {
+    const slice = records.slice(start, start + perQuery);
+    const query = connection.knex()(table).select(connection.selectList(info.columns));
+    const byName = new Map(info.columns.map((c) => [c.name, c]));
+    const bind = (column: string, record: SyncRecord) => dialect.toDbValue(byName.get(column)!, record[column] ?? null);
+    if (keyColumns.length === 1) {
+      query.whereIn(keyColumns[0], slice.map((r) => bind(keyColumns[0], r)) as never[]);
+    } else {
+      query.where((qb) => {
+        for (const r of slice) qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, bind(k, r) as never)));
+      });
+    }
+    let found: SyncRecord[];
+    try {
+      found = connection.lossless(info.columns, (await query) as SyncRecord[]);
+    } catch (err) {
+      throw connection.explain(err, `looking up rows of table "${table}"`);
+    }
+    for (const row of found) rows.set(keyString(row, keyColumns), row);
+  }
+  return { rows, fields };
+}
