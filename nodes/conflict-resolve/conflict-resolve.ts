@@ -2,7 +2,13 @@ import type { NodeDef, NodeRedApi, RedNode } from "../lib/red";
 import type { DbConnectionNode } from "../lib/db/connection";
 import { TributaryError } from "../lib/db/errors";
 import { lookupByKeys } from "../lib/db/table-lookup";
-import { decide, STRATEGIES, type Decision, type PendingState, type Strategy } from "../lib/conflict/resolver";
+import {
+  decide,
+  STRATEGIES,
+  type Decision,
+  type PendingState,
+  type Strategy,
+} from "../lib/conflict/resolver";
 import { keyOfValues, keyString, recordHash } from "../lib/conflict/record-hash";
 import { listOfNames, oneOf, requiredText } from "../lib/node-config";
 import { runRegistry, type SettledEvent } from "../lib/run-registry";
@@ -27,14 +33,30 @@ export = function register(RED: NodeRedApi): void {
     let strategy: Strategy = "source-wins";
     let table = "";
     let keyColumns: string[] = [];
-    const connectionNode = RED.nodes.getNode(String(def.connection ?? "")) as DbConnectionNode | null;
+    const connectionNode = RED.nodes.getNode(
+      String(def.connection ?? ""),
+    ) as DbConnectionNode | null;
     try {
-      if (!connectionNode) throw new TributaryError("config", "connection is not set: choose the target's tributary-db-connection");
+      if (!connectionNode)
+        throw new TributaryError(
+          "config",
+          "connection is not set: choose the target's tributary-db-connection",
+        );
       strategy = oneOf(def.strategy, "strategy", STRATEGIES, "source-wins");
-      table = requiredText(def.table, "table", "choose the target table the records are compared with");
+      table = requiredText(
+        def.table,
+        "table",
+        "choose the target table the records are compared with",
+      );
       keyColumns = listOfNames(def.keyColumns, "key columns", false);
-      if (strategy === "newest-wins" && !(typeof def.sourceTimestamp === "string" && def.sourceTimestamp.trim())) {
-        throw new TributaryError("config", "newest-wins needs the timestamp field: set \"source timestamp\" (e.g. updated_at)");
+      if (
+        strategy === "newest-wins" &&
+        !(typeof def.sourceTimestamp === "string" && def.sourceTimestamp.trim())
+      ) {
+        throw new TributaryError(
+          "config",
+          'newest-wins needs the timestamp field: set "source timestamp" (e.g. updated_at)',
+        );
       }
     } catch (err) {
       configError = err as Error;
@@ -55,7 +77,9 @@ export = function register(RED: NodeRedApi): void {
       const batch = pending.get(id);
       if (!batch) return;
       pending.delete(id);
-      const failed = new Set(event.outcomes.filter((o) => o.action === "failed").map((o) => keyOfValues(o.key)));
+      const failed = new Set(
+        event.outcomes.filter((o) => o.action === "failed").map((o) => keyOfValues(o.key)),
+      );
       commits = commits.then(() => commit(batch, failed));
     };
     const onFailedBatch = (event: SettledEvent) => pending.delete(`${event.runId}#${event.batch}`);
@@ -88,22 +112,37 @@ export = function register(RED: NodeRedApi): void {
       };
       if (configError || !connectionNode) return fail(configError ?? new Error("not configured"));
       if (!Array.isArray(msg.payload)) {
-        return fail(new TributaryError("input", "msg.payload must be an array of records (a batch from a tributary source)"));
+        return fail(
+          new TributaryError(
+            "input",
+            "msg.payload must be an array of records (a batch from a tributary source)",
+          ),
+        );
       }
       const keyFields = keyColumns.length ? keyColumns : (sync?.key ?? []);
-      if (keyFields.length === 0) return fail(new TributaryError("config", "key columns are empty and msg.sync.key is not set: name the key columns"));
+      if (keyFields.length === 0)
+        return fail(
+          new TributaryError(
+            "config",
+            "key columns are empty and msg.sync.key is not set: name the key columns",
+          ),
+        );
       resolve(msg.payload as SyncRecord[], sync, keyFields).then(
         ({ writes, outcomes, conflicts, state }) => {
           msg.payload = writes;
           if (sync) sync.outcomes = [...(sync.outcomes ?? []), ...outcomes];
-          if (state && sync?.runId && !sync.dryRun) pending.set(`${sync.runId}#${sync.batch}`, state);
+          if (state && sync?.runId && !sync.dryRun)
+            pending.set(`${sync.runId}#${sync.batch}`, state);
           else if (state && !sync?.dryRun) commits = commits.then(() => commit(state, new Set()));
           status.set({
             fill: tally.conflicts ? "yellow" : "green",
             shape: "dot",
             text: `${formatCount(tally.passed)} passed, ${formatCount(tally.unchanged)} unchanged, ${formatCount(tally.conflicts)} conflicts`,
           });
-          send([msg, conflicts.length ? { payload: conflicts, topic: "tributary/conflicts", sync } : null]);
+          send([
+            msg,
+            conflicts.length ? { payload: conflicts, topic: "tributary/conflicts", sync } : null,
+          ]);
           done();
         },
         (err: Error) => fail(err),
@@ -122,7 +161,10 @@ export = function register(RED: NodeRedApi): void {
       const resolved = sync?.dryRun ? [] : await takeResolutions(store, scope);
       const all = [...records, ...resolved.map((r) => r.record)];
       const { rows: targets, fields } = await lookupByKeys(connection, table, keyFields, all);
-      const states = await store.getSyncStates(scope, all.map((r) => keyString(r, keyFields)));
+      const states = await store.getSyncStates(
+        scope,
+        all.map((r) => keyString(r, keyFields)),
+      );
       const decisions: Decision[] = decide(records, targets, states, {
         strategy,
         keyFields,
@@ -133,7 +175,13 @@ export = function register(RED: NodeRedApi): void {
       });
       const writes: SyncRecord[] = [];
       const outcomes: Outcome[] = [];
-      const conflicts: Array<{ key: Value[]; source: SyncRecord; target: SyncRecord; reviewId?: number; reason: string }> = [];
+      const conflicts: Array<{
+        key: Value[];
+        source: SyncRecord;
+        target: SyncRecord;
+        reviewId?: number;
+        reason: string;
+      }> = [];
       const states2: PendingState[] = [];
       for (const d of decisions) {
         const key = keyFields.map((k) => d.record[k] ?? null);
@@ -148,8 +196,20 @@ export = function register(RED: NodeRedApi): void {
         } else {
           const reviewId = sync?.dryRun
             ? undefined
-            : await store.addReview({ scope, nodeId: node.id, key, sourceRecord: d.record, targetRecord: d.target });
-          conflicts.push({ key, source: d.record, target: d.target, reason: d.reason, ...(reviewId ? { reviewId } : {}) });
+            : await store.addReview({
+                scope,
+                nodeId: node.id,
+                key,
+                sourceRecord: d.record,
+                targetRecord: d.target,
+              });
+          conflicts.push({
+            key,
+            source: d.record,
+            target: d.target,
+            reason: d.reason,
+            ...(reviewId ? { reviewId } : {}),
+          });
           outcomes.push({ key, action: "conflict", error: d.reason });
           tally.conflicts += 1;
         }
@@ -161,16 +221,27 @@ export = function register(RED: NodeRedApi): void {
         const hash = recordHash(r.record, fieldsOfRecord);
         states2.push({ key: keyString(r.record, keyFields), incomingHash: hash, targetHash: hash });
       }
-      const state: Pending = { scope, incomingIsFirst, states: states2, keyFields, reviewIds: resolved.map((r) => r.id) };
+      const state: Pending = {
+        scope,
+        incomingIsFirst,
+        states: states2,
+        keyFields,
+        reviewIds: resolved.map((r) => r.id),
+      };
       return { writes, outcomes, conflicts, state };
     }
 
     /** Review items of this node resolved as "source"; "target" and "skip" need no write. */
-    async function takeResolutions(store: StateStore, scope: string): Promise<Array<{ id: number; record: SyncRecord }>> {
+    async function takeResolutions(
+      store: StateStore,
+      scope: string,
+    ): Promise<Array<{ id: number; record: SyncRecord }>> {
       const items = await store.listReview({ status: "resolved", nodeId: node.id, scope });
       const done = items.filter((i) => i.resolution !== "source").map((i) => i.id);
       await store.markReviewApplied(done);
-      return items.filter((i) => i.resolution === "source").map((i) => ({ id: i.id, record: i.sourceRecord }));
+      return items
+        .filter((i) => i.resolution === "source")
+        .map((i) => ({ id: i.id, record: i.sourceRecord }));
     }
 
     node.on("close", (_removed: boolean, done: () => void) => {

@@ -1,5 +1,10 @@
 import type { NodeDef, NodeRedApi } from "../lib/red";
-import { DbConnection, parseSettings, type ConnectionConfig, type DbConnectionNode } from "../lib/db/connection";
+import {
+  DbConnection,
+  parseSettings,
+  type ConnectionConfig,
+  type DbConnectionNode,
+} from "../lib/db/connection";
 
 export = function register(RED: NodeRedApi): void {
   function DbConnectionNodeCtor(this: DbConnectionNode, def: NodeDef): void {
@@ -7,7 +12,9 @@ export = function register(RED: NodeRedApi): void {
     let connection: DbConnection | null = null;
     let configError: Error | null = null;
     try {
-      connection = new DbConnection(parseSettings(def as ConnectionConfig, this.credentials ?? {}, RED.settings.userDir));
+      connection = new DbConnection(
+        parseSettings(def as ConnectionConfig, this.credentials ?? {}, RED.settings.userDir),
+      );
     } catch (err) {
       configError = err as Error;
       this.error(`${def.name || "db connection"}: ${configError.message}`);

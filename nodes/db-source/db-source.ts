@@ -27,13 +27,25 @@ interface SourceSettings {
 
 function readSettings(def: NodeDef): SourceSettings {
   const mode = oneOf(def.mode, "mode", MODES, "incremental");
-  const cursorColumn = typeof def.cursorColumn === "string" && def.cursorColumn.trim() ? def.cursorColumn.trim() : null;
+  const cursorColumn =
+    typeof def.cursorColumn === "string" && def.cursorColumn.trim()
+      ? def.cursorColumn.trim()
+      : null;
   if (mode === "incremental" && !cursorColumn) {
-    throw new TributaryError("config", "cursor column is empty: incremental mode needs one (e.g. updated_at), or choose full mode");
+    throw new TributaryError(
+      "config",
+      "cursor column is empty: incremental mode needs one (e.g. updated_at), or choose full mode",
+    );
   }
   const query = typeof def.query === "string" ? def.query.trim() : "";
   return {
-    table: query ? String(def.table ?? "").trim() : requiredText(def.table, "table", "choose the table to read (e.g. customers or public.customers), or write a custom query"),
+    table: query
+      ? String(def.table ?? "").trim()
+      : requiredText(
+          def.table,
+          "table",
+          "choose the table to read (e.g. customers or public.customers), or write a custom query",
+        ),
     query,
     deletedColumn: typeof def.deletedColumn === "string" ? def.deletedColumn.trim() : "",
     keyColumns: listOfNames(def.keyColumns, "key columns", true),
@@ -53,9 +65,15 @@ export = function register(RED: NodeRedApi): void {
     const status = new ThrottledStatus(node);
     let settings: SourceSettings | null = null;
     let configError: Error | null = null;
-    const connectionNode = RED.nodes.getNode(String(def.connection ?? "")) as DbConnectionNode | null;
+    const connectionNode = RED.nodes.getNode(
+      String(def.connection ?? ""),
+    ) as DbConnectionNode | null;
     try {
-      if (!connectionNode) throw new TributaryError("config", "connection is not set: choose a tributary-db-connection");
+      if (!connectionNode)
+        throw new TributaryError(
+          "config",
+          "connection is not set: choose a tributary-db-connection",
+        );
       settings = readSettings(def);
     } catch (err) {
       configError = err as Error;
@@ -64,12 +82,19 @@ export = function register(RED: NodeRedApi): void {
     }
     let current: Run | null = null;
 
-    async function startRun(options: TriggerOptions = {}, onRegistered?: (runId: string) => void): Promise<RunSummary> {
-      if (configError || !settings || !connectionNode) throw configError ?? new Error("not configured");
+    async function startRun(
+      options: TriggerOptions = {},
+      onRegistered?: (runId: string) => void,
+    ): Promise<RunSummary> {
+      if (configError || !settings || !connectionNode)
+        throw configError ?? new Error("not configured");
       const connection = connectionNode.connection();
       const mode = options.mode ?? settings.mode;
       if (mode === "incremental" && !settings.cursorColumn) {
-        throw new TributaryError("config", "cursor column is empty: incremental mode needs one (e.g. updated_at)");
+        throw new TributaryError(
+          "config",
+          "cursor column is empty: incremental mode needs one (e.g. updated_at)",
+        );
       }
       const store = await stateStoreFor(RED.settings.userDir);
       status.final({ fill: "blue", shape: "dot", text: "starting" });
@@ -102,11 +127,17 @@ export = function register(RED: NodeRedApi): void {
     }
 
     function showSummary(summary: RunSummary): void {
-      const seconds = summary.finishedAt ? (Date.parse(summary.finishedAt) - Date.parse(summary.startedAt)) / 1000 : 0;
+      const seconds = summary.finishedAt
+        ? (Date.parse(summary.finishedAt) - Date.parse(summary.startedAt)) / 1000
+        : 0;
       for (const warning of summary.warnings ?? []) node.warn(warning);
       if (summary.status === "skipped") {
         node.warn(summary.error ?? "run skipped");
-        status.final({ fill: "yellow", shape: "ring", text: "skipped: a run is already under way" });
+        status.final({
+          fill: "yellow",
+          shape: "ring",
+          text: "skipped: a run is already under way",
+        });
       } else if (summary.status === "failed") {
         node.error(`run ${summary.runId} failed: ${summary.error}`);
         status.final(errorStatus(`failed: ${summary.error}`));
@@ -142,7 +173,9 @@ export = function register(RED: NodeRedApi): void {
     const trigger = (options?: TriggerOptions) => startRun(options).catch(failedToStart);
     const start = (options?: TriggerOptions) =>
       new Promise<{ runId: string; finished: Promise<RunSummary> }>((resolve) => {
-        const finished: Promise<RunSummary> = startRun(options, (runId) => resolve({ runId, finished })).catch(failedToStart);
+        const finished: Promise<RunSummary> = startRun(options, (runId) =>
+          resolve({ runId, finished }),
+        ).catch(failedToStart);
         // A run that never registered (skipped, or failed before reading) resolves here.
         finished.then(() => resolve({ runId: "", finished }));
       });
@@ -159,7 +192,10 @@ export = function register(RED: NodeRedApi): void {
 
     node.on("input", (msg, _send, done) => {
       const mode = msg.mode === "full" || msg.mode === "incremental" ? msg.mode : undefined;
-      const params = msg.params && typeof msg.params === "object" ? (msg.params as Record<string, unknown>) : undefined;
+      const params =
+        msg.params && typeof msg.params === "object"
+          ? (msg.params as Record<string, unknown>)
+          : undefined;
       trigger({ mode, params }).then(
         (summary) => done(summary.status === "failed" ? new Error(summary.error) : undefined),
         (err: Error) => done(err),

@@ -27,13 +27,24 @@ export function wholeNumber(value: unknown, field: string, fallback: number, min
   if (value === undefined || value === null || value === "") return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) {
-    throw new TributaryError("config", `${field} "${String(value)}" must be a whole number of at least ${min}`);
+    throw new TributaryError(
+      "config",
+      `${field} "${String(value)}" must be a whole number of at least ${min}`,
+    );
   }
   return n;
 }
 
-export function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[], fallback: T): T {
+export function oneOf<T extends string>(
+  value: unknown,
+  field: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined || value === null || value === "") return fallback;
   if ((allowed as readonly string[]).includes(String(value))) return String(value) as T;
-  throw new TributaryError("config", `${field} "${String(value)}" is not valid: choose ${allowed.join(", ")}`);
+  throw new TributaryError(
+    "config",
+    `${field} "${String(value)}" is not valid: choose ${allowed.join(", ")}`,
+  );
 }

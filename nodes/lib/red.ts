@@ -57,6 +57,8 @@ export interface NodeRedApi {
     debug(msg: string): void;
   };
   httpAdmin?: Router;
-  auth?: { needsPermission(permission: string): (req: unknown, res: unknown, next: () => void) => void };
+  auth?: {
+    needsPermission(permission: string): (req: unknown, res: unknown, next: () => void) => void;
+  };
   _?(key: string, subs?: Record<string, unknown>): string;
 }

@@ -181,7 +181,8 @@ class RunRegistry extends EventEmitter {
   finish<P>(run: Run<P>): void {
     run.dispose();
     this.runs.delete(run.id);
-    if (this.bySource.get(run.info.sourceId) === (run as Run)) this.bySource.delete(run.info.sourceId);
+    if (this.bySource.get(run.info.sourceId) === (run as Run))
+      this.bySource.delete(run.info.sourceId);
     if (this.runs.size === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
@@ -202,15 +203,34 @@ class RunRegistry extends EventEmitter {
     const run = this.runs.get(runId);
     if (!run) return;
     run.settle(batch, outcomes);
-    this.emit("settled", { runId, sourceId: run.info.sourceId, batch, nodeId: nodeId ?? null, outcomes: outcomes ?? [] });
+    this.emit("settled", {
+      runId,
+      sourceId: run.info.sourceId,
+      batch,
+      nodeId: nodeId ?? null,
+      outcomes: outcomes ?? [],
+    });
   }
 
   /** Called by sinks when a batch could not be written: the run fails. */
-  failBatch(runId: string, batch: number, error: Error, outcomes?: Outcome[], nodeId?: string): void {
+  failBatch(
+    runId: string,
+    batch: number,
+    error: Error,
+    outcomes?: Outcome[],
+    nodeId?: string,
+  ): void {
     const run = this.runs.get(runId);
     if (!run) return;
     run.failBatch(batch, error, outcomes);
-    this.emit("failed-batch", { runId, sourceId: run.info.sourceId, batch, nodeId: nodeId ?? null, outcomes: outcomes ?? [], error });
+    this.emit("failed-batch", {
+      runId,
+      sourceId: run.info.sourceId,
+      batch,
+      nodeId: nodeId ?? null,
+      outcomes: outcomes ?? [],
+      error,
+    });
   }
 
   /** Runs under way, for the management API and metrics. */
@@ -245,5 +265,6 @@ class RunRegistry extends EventEmitter {
 // two paths), so sources and sinks always meet.
 const globalKey = Symbol.for("node-red-contrib-tributary.run-registry");
 const holder = globalThis as unknown as Record<symbol, RunRegistry | undefined>;
-export const runRegistry: RunRegistry = holder[globalKey] ?? (holder[globalKey] = new RunRegistry());
+export const runRegistry: RunRegistry =
+  holder[globalKey] ?? (holder[globalKey] = new RunRegistry());
 export type { RunRegistry };

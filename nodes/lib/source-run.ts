@@ -5,7 +5,13 @@
  */
 import { runRegistry, type Run } from "./run-registry";
 import type { StateStore, WatermarkPosition } from "./state-store";
-import { emptyCounts, type BatchMessage, type RunSummary, type SyncMode, type SyncRecord } from "./types";
+import {
+  emptyCounts,
+  type BatchMessage,
+  type RunSummary,
+  type SyncMode,
+  type SyncRecord,
+} from "./types";
 
 /** What a source must provide: Singer/Airbyte's "read" with explicit state. */
 export interface StreamReader {
@@ -140,7 +146,11 @@ function trackWatermark(run: Run<WatermarkPosition>, options: SourceRunOptions) 
               runId: run.id,
             })
             .then(() => {
-              runRegistry.emit("watermark", { sourceId: options.sourceId, entity: options.reader.entity, position });
+              runRegistry.emit("watermark", {
+                sourceId: options.sourceId,
+                entity: options.reader.entity,
+                position,
+              });
             }),
         )
         .catch((err: Error) => {

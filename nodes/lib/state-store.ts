@@ -6,7 +6,15 @@
 import path from "node:path";
 import fs from "node:fs";
 import knexFactory, { type Knex } from "knex";
-import type { OutcomeAction, RunCounts, RunStatus, RunSummary, SyncMode, SyncRecord, Value } from "./types";
+import type {
+  OutcomeAction,
+  RunCounts,
+  RunStatus,
+  RunSummary,
+  SyncMode,
+  SyncRecord,
+  Value,
+} from "./types";
 import { TributaryError } from "./db/errors";
 
 export interface WatermarkPosition {
@@ -85,7 +93,10 @@ export function decodeCursor(cursor: string): string[] {
   } catch {
     // fall through
   }
-  throw new TributaryError("bad-request", "cursor is not valid: pass the nextCursor of the previous page");
+  throw new TributaryError(
+    "bad-request",
+    "cursor is not valid: pass the nextCursor of the previous page",
+  );
 }
 
 const migrations: Record<string, Knex.Migration> = {
@@ -170,7 +181,13 @@ migrations["002_audit_sync_state_review_tokens_leases"] = {
     });
   },
   async down(knex) {
-    for (const table of ["tributary_leases", "tributary_tokens", "tributary_review", "tributary_sync_state", "tributary_audit"]) {
+    for (const table of [
+      "tributary_leases",
+      "tributary_tokens",
+      "tributary_review",
+      "tributary_sync_state",
+      "tributary_audit",
+    ]) {
       await knex.schema.dropTable(table);
     }
   },
@@ -240,13 +257,18 @@ export class StateStore {
     if (filter.cursor) {
       const [startedAt, runId] = decodeCursor(filter.cursor);
       query.where((qb) =>
-        qb.where("started_at", "<", startedAt).orWhere((inner) => inner.where("started_at", startedAt).where("run_id", "<", runId)),
+        qb
+          .where("started_at", "<", startedAt)
+          .orWhere((inner) => inner.where("started_at", startedAt).where("run_id", "<", runId)),
       );
     }
     const rows = (await query.limit(limit + 1)).map(toRun);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
-    return { runs: page, nextCursor: rows.length > limit && last ? encodeCursor([last.startedAt, last.runId]) : null };
+    return {
+      runs: page,
+      nextCursor: rows.length > limit && last ? encodeCursor([last.startedAt, last.runId]) : null,
+    };
   }
 
   async listWatermarks(): Promise<Watermark[]> {
@@ -274,12 +296,19 @@ export class StateStore {
       created_at: e.createdAt ?? createdAt,
     }));
     // SQLite allows 32,766 bound values per statement; 7 a row.
-    for (let i = 0; i < rows.length; i += 500) await this.knex("tributary_audit").insert(rows.slice(i, i + 500));
+    for (let i = 0; i < rows.length; i += 500)
+      await this.knex("tributary_audit").insert(rows.slice(i, i + 500));
   }
 
-  async listAudit(runId: string, page: { limit?: number; cursor?: string } = {}): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
+  async listAudit(
+    runId: string,
+    page: { limit?: number; cursor?: string } = {},
+  ): Promise<{ entries: AuditEntry[]; nextCursor: string | null }> {
     const limit = Math.min(Math.max(page.limit ?? 100, 1), 1000);
-    const query = this.knex("tributary_audit").where({ run_id: runId }).orderBy("id").limit(limit + 1);
+    const query = this.knex("tributary_audit")
+      .where({ run_id: runId })
+      .orderBy("id")
+      .limit(limit + 1);
     if (page.cursor) query.where("id", ">", Number(decodeCursor(page.cursor)[0]));
     const rows = await query;
     const entries = rows.slice(0, limit).map((r) => ({
@@ -293,7 +322,10 @@ export class StateStore {
       createdAt: r.created_at,
     }));
     const last = entries[entries.length - 1];
-    return { entries, nextCursor: rows.length > limit && last ? encodeCursor([String(last.id)]) : null };
+    return {
+      entries,
+      nextCursor: rows.length > limit && last ? encodeCursor([String(last.id)]) : null,
+    };
   }
 
   /** Deletes audit entries older than `before` (ISO 8601); returns how many. */
@@ -304,9 +336,16 @@ export class StateStore {
   async getSyncStates(scope: string, keys: string[]): Promise<Map<string, SyncState>> {
     const states = new Map<string, SyncState>();
     for (let i = 0; i < keys.length; i += 500) {
-      const rows = await this.knex("tributary_sync_state").where({ scope }).whereIn("record_key", keys.slice(i, i + 500));
+      const rows = await this.knex("tributary_sync_state")
+        .where({ scope })
+        .whereIn("record_key", keys.slice(i, i + 500));
       for (const r of rows) {
-        states.set(r.record_key, { key: r.record_key, sourceHash: r.source_hash, targetHash: r.target_hash, syncedAt: r.synced_at });
+        states.set(r.record_key, {
+          key: r.record_key,
+          sourceHash: r.source_hash,
+          targetHash: r.target_hash,
+          syncedAt: r.synced_at,
+        });
       }
     }
     return states;
@@ -314,9 +353,18 @@ export class StateStore {
 
   async saveSyncStates(scope: string, states: Array<Omit<SyncState, "syncedAt">>): Promise<void> {
     const syncedAt = new Date().toISOString();
-    const rows = states.map((s) => ({ scope, record_key: s.key, source_hash: s.sourceHash, target_hash: s.targetHash, synced_at: syncedAt }));
+    const rows = states.map((s) => ({
+      scope,
+      record_key: s.key,
+      source_hash: s.sourceHash,
+      target_hash: s.targetHash,
+      synced_at: syncedAt,
+    }));
     for (let i = 0; i < rows.length; i += 500) {
-      await this.knex("tributary_sync_state").insert(rows.slice(i, i + 500)).onConflict(["scope", "record_key"]).merge();
+      await this.knex("tributary_sync_state")
+        .insert(rows.slice(i, i + 500))
+        .onConflict(["scope", "record_key"])
+        .merge();
     }
   }
 
@@ -331,13 +379,21 @@ export class StateStore {
       created_at: new Date().toISOString(),
     };
     // One open item per record: a newer conflict replaces the older one.
-    await this.knex("tributary_review").where({ scope: item.scope, record_key: row.record_key, status: "open" }).update({ status: "superseded" });
+    await this.knex("tributary_review")
+      .where({ scope: item.scope, record_key: row.record_key, status: "open" })
+      .update({ status: "superseded" });
     const [inserted] = await this.knex("tributary_review").insert(row).returning("id");
-    return typeof inserted === "object" ? Number((inserted as { id: number }).id) : Number(inserted);
+    return typeof inserted === "object"
+      ? Number((inserted as { id: number }).id)
+      : Number(inserted);
   }
 
-  async listReview(filter: { status?: ReviewStatus; nodeId?: string; scope?: string; limit?: number } = {}): Promise<ReviewItem[]> {
-    const query = this.knex("tributary_review").orderBy("id").limit(Math.min(filter.limit ?? 100, 1000));
+  async listReview(
+    filter: { status?: ReviewStatus; nodeId?: string; scope?: string; limit?: number } = {},
+  ): Promise<ReviewItem[]> {
+    const query = this.knex("tributary_review")
+      .orderBy("id")
+      .limit(Math.min(filter.limit ?? 100, 1000));
     if (filter.status) query.where({ status: filter.status });
     if (filter.nodeId) query.where({ node_id: filter.nodeId });
     if (filter.scope) query.where({ scope: filter.scope });
@@ -353,34 +409,55 @@ export class StateStore {
   async resolveReview(id: number, resolution: ReviewResolution, by: string): Promise<boolean> {
     const changed = await this.knex("tributary_review")
       .where({ id, status: "open" })
-      .update({ status: "resolved", resolution, resolved_by: by, resolved_at: new Date().toISOString() });
+      .update({
+        status: "resolved",
+        resolution,
+        resolved_by: by,
+        resolved_at: new Date().toISOString(),
+      });
     return changed > 0;
   }
 
   /** Marks resolved items as applied once their resolution was written. */
   async markReviewApplied(ids: number[]): Promise<void> {
-    if (ids.length) await this.knex("tributary_review").whereIn("id", ids).update({ status: "applied" });
+    if (ids.length)
+      await this.knex("tributary_review").whereIn("id", ids).update({ status: "applied" });
   }
 
   async saveToken(connectionId: string, provider: string, sealed: string): Promise<void> {
     await this.knex("tributary_tokens")
-      .insert({ connection_id: connectionId, provider, sealed, updated_at: new Date().toISOString() })
+      .insert({
+        connection_id: connectionId,
+        provider,
+        sealed,
+        updated_at: new Date().toISOString(),
+      })
       .onConflict("connection_id")
       .merge();
   }
 
-  async getToken(connectionId: string): Promise<{ provider: string; sealed: string; updatedAt: string } | undefined> {
+  async getToken(
+    connectionId: string,
+  ): Promise<{ provider: string; sealed: string; updatedAt: string } | undefined> {
     const row = await this.knex("tributary_tokens").where({ connection_id: connectionId }).first();
-    return row ? { provider: row.provider, sealed: row.sealed, updatedAt: row.updated_at } : undefined;
+    return row
+      ? { provider: row.provider, sealed: row.sealed, updatedAt: row.updated_at }
+      : undefined;
   }
 
   async listTokens(): Promise<Array<{ connectionId: string; provider: string; sealed: string }>> {
     const rows = await this.knex("tributary_tokens");
-    return rows.map((r) => ({ connectionId: r.connection_id, provider: r.provider, sealed: r.sealed }));
+    return rows.map((r) => ({
+      connectionId: r.connection_id,
+      provider: r.provider,
+      sealed: r.sealed,
+    }));
   }
 
   async deleteToken(connectionId: string): Promise<boolean> {
-    return (await this.knex("tributary_tokens").where({ connection_id: connectionId }).delete()) > 0;
+    return (
+      (await this.knex("tributary_tokens").where({ connection_id: connectionId }).delete()) > 0
+    );
   }
 
   /** Takes (or renews) the lease of a source for `ttlMs`; false while another holder has it. */
@@ -390,8 +467,16 @@ export class StateStore {
     return this.knex.transaction(async (trx) => {
       const row = await trx("tributary_leases").where({ source_id: sourceId }).forUpdate().first();
       if (row && row.holder !== holder && row.expires_at > now.toISOString()) return false;
-      if (row) await trx("tributary_leases").where({ source_id: sourceId }).update({ holder, expires_at: expiresAt });
-      else await trx("tributary_leases").insert({ source_id: sourceId, holder, expires_at: expiresAt });
+      if (row)
+        await trx("tributary_leases")
+          .where({ source_id: sourceId })
+          .update({ holder, expires_at: expiresAt });
+      else
+        await trx("tributary_leases").insert({
+          source_id: sourceId,
+          holder,
+          expires_at: expiresAt,
+        });
       return true;
     });
   }
@@ -440,7 +525,10 @@ function openSqlite(file: string): Knex {
       min: 1,
       max: 1,
       // WAL lets the editor's reads go on while a run writes its watermark.
-      afterCreate: (conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
+      afterCreate: (
+        conn: { pragma(sql: string): unknown },
+        done: (err: Error | null, conn: unknown) => void,
+      ) => {
         conn.pragma("journal_mode = WAL");
         conn.pragma("busy_timeout = 5000");
         done(null, conn);

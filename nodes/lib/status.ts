@@ -36,10 +36,13 @@ export class ThrottledStatus {
     }
     this.pending = status;
     if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = null;
-        if (this.pending) this.flushNow(this.pending);
-      }, this.intervalMs - (now - this.last));
+      this.timer = setTimeout(
+        () => {
+          this.timer = null;
+          if (this.pending) this.flushNow(this.pending);
+        },
+        this.intervalMs - (now - this.last),
+      );
       this.timer.unref();
     }
   }

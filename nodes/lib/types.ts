@@ -11,13 +11,7 @@ export type SyncRecord = Record<string, Value>;
 export type SyncMode = "full" | "incremental";
 
 export type OutcomeAction =
-  | "insert"
-  | "update"
-  | "delete"
-  | "unchanged"
-  | "skipped"
-  | "conflict"
-  | "failed";
+  "insert" | "update" | "delete" | "unchanged" | "skipped" | "conflict" | "failed";
 
 export interface Outcome {
   key: Value[];
@@ -85,10 +79,28 @@ export interface RunSummary {
 }
 
 export function emptyCounts(): RunCounts {
-  return { read: 0, batches: 0, insert: 0, update: 0, delete: 0, unchanged: 0, skipped: 0, conflict: 0, failed: 0 };
+  return {
+    read: 0,
+    batches: 0,
+    insert: 0,
+    update: 0,
+    delete: 0,
+    unchanged: 0,
+    skipped: 0,
+    conflict: 0,
+    failed: 0,
+  };
 }
 
 /** Whether a soft-delete field's value marks the record as deleted. */
 export function isDeleted(value: Value | undefined): boolean {
-  return !(value === undefined || value === null || value === false || value === 0 || value === "0" || value === "" || value === "false");
+  return !(
+    value === undefined ||
+    value === null ||
+    value === false ||
+    value === 0 ||
+    value === "0" ||
+    value === "" ||
+    value === "false"
+  );
 }

@@ -26,8 +26,14 @@ export = function register(RED: NodeRedApi): void {
     let writer: TableWriter | null = null;
     let configError: Error | null = null;
     try {
-      const connectionNode = RED.nodes.getNode(String(def.connection ?? "")) as DbConnectionNode | null;
-      if (!connectionNode) throw new TributaryError("config", "connection is not set: choose a tributary-db-connection");
+      const connectionNode = RED.nodes.getNode(
+        String(def.connection ?? ""),
+      ) as DbConnectionNode | null;
+      if (!connectionNode)
+        throw new TributaryError(
+          "config",
+          "connection is not set: choose a tributary-db-connection",
+        );
       writer = new TableWriter(connectionNode.connection(), {
         table: requiredText(def.table, "table", "choose the table to write (e.g. customers)"),
         keyColumns: listOfNames(def.keyColumns, "key columns", true),
@@ -58,14 +64,21 @@ export = function register(RED: NodeRedApi): void {
       };
       if (configError || !writer) return fail(configError ?? new Error("not configured"));
       if (!Array.isArray(msg.payload)) {
-        return fail(new TributaryError("input", "msg.payload must be an array of records (a batch from a tributary source)"));
+        return fail(
+          new TributaryError(
+            "input",
+            "msg.payload must be an array of records (a batch from a tributary source)",
+          ),
+        );
       }
       const records = msg.payload as SyncRecord[];
       writer.write(records, sync?.dryRun === true, sync?.deletedField).then(
         (result) => {
           if (result.ignoredFields.length && !warnedFields) {
             warnedFields = true;
-            node.warn(`fields with no column in the table were not written: ${result.ignoredFields.join(", ")}`);
+            node.warn(
+              `fields with no column in the table were not written: ${result.ignoredFields.join(", ")}`,
+            );
           }
           count(tally, sync?.runId ?? null, result.outcomes);
           // Keep what earlier nodes decided (e.g. conflict-resolve's unchanged records).
@@ -83,7 +96,8 @@ export = function register(RED: NodeRedApi): void {
           status.set({
             fill: tally.failed ? "yellow" : "green",
             shape: "dot",
-            text: `${formatCount(tally.insert)} inserted, ${formatCount(tally.update)} updated` +
+            text:
+              `${formatCount(tally.insert)} inserted, ${formatCount(tally.update)} updated` +
               (tally.delete ? `, ${formatCount(tally.delete)} deleted` : "") +
               (tally.unchanged ? `, ${formatCount(tally.unchanged)} unchanged` : "") +
               (tally.failed ? `, ${formatCount(tally.failed)} failed` : ""),
@@ -97,7 +111,8 @@ export = function register(RED: NodeRedApi): void {
   }
 
   function count(tally: Tally, runId: string | null, outcomes: Outcome[]): void {
-    if (runId !== tally.runId) Object.assign(tally, { runId, insert: 0, update: 0, delete: 0, unchanged: 0, failed: 0 });
+    if (runId !== tally.runId)
+      Object.assign(tally, { runId, insert: 0, update: 0, delete: 0, unchanged: 0, failed: 0 });
     for (const o of outcomes) {
       if (o.action in tally) tally[o.action as Exclude<keyof Tally, "runId">] += 1;
     }

@@ -2,13 +2,22 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import type { Knex } from "knex";
 import { allNodes, helper, useTempUserDir } from "../support/red";
-import { MYSQL_URL, PG_URL, configFromUrl, mysqlKnex, pgKnex, requireServer } from "../support/databases";
+import {
+  MYSQL_URL,
+  PG_URL,
+  configFromUrl,
+  mysqlKnex,
+  pgKnex,
+  requireServer,
+} from "../support/databases";
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
 import type { RunSummary } from "../../nodes/lib/types";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const conflictNode = require(path.resolve(__dirname, "../../nodes/conflict-resolve/conflict-resolve.js")) as unknown;
+const conflictNode = require(
+  path.resolve(__dirname, "../../nodes/conflict-resolve/conflict-resolve.js"),
+) as unknown;
 
 const written = (s: RunSummary) => s.counts.insert + s.counts.update;
 
@@ -31,28 +40,97 @@ describe("bidirectional PostgreSQL ⇄ MySQL without ping-pong", function () {
     await requireServer(this, "MySQL/MariaDB", my);
     userDir = useTempUserDir();
     await pg.raw("drop table if exists bi_customers");
-    await pg.raw("create table bi_customers (id bigint primary key, name text, amount numeric(12,2), updated_at timestamptz not null)");
+    await pg.raw(
+      "create table bi_customers (id bigint primary key, name text, amount numeric(12,2), updated_at timestamptz not null)",
+    );
     await pg.raw(
       `insert into bi_customers select g, 'name ' || g, g * 1.25, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' from generate_series(1, 100) g`,
     );
     await my.raw("drop table if exists bi_customers");
-    await my.raw("create table bi_customers (id bigint primary key, name text, amount decimal(12,2), updated_at datetime(6) not null) character set utf8mb4");
+    await my.raw(
+      "create table bi_customers (id bigint primary key, name text, amount decimal(12,2), updated_at datetime(6) not null) character set utf8mb4",
+    );
     const p = configFromUrl(PG_URL);
     const m = configFromUrl(MYSQL_URL);
     await helper.load(
       [...allNodes, conflictNode],
       [
-        { id: "bi_pg", type: "tributary-db-connection", client: "pg", host: p.host, port: p.port, database: p.database },
-        { id: "bi_my", type: "tributary-db-connection", client: "mysql", host: m.host, port: m.port, database: m.database },
-        { id: "toMy", type: "tributary-db-source", connection: "bi_pg", table: "bi_customers", keyColumns: ["id"], cursorColumn: "updated_at", mode: "incremental", wires: [["crMy"], []] },
-        { id: "crMy", type: "tributary-conflict-resolve", connection: "bi_my", table: "bi_customers", keyColumns: ["id"], strategy: "manual", wires: [["upMy"], ["conflicts"]] },
-        { id: "upMy", type: "tributary-upsert", connection: "bi_my", table: "bi_customers", keyColumns: ["id"], wires: [[], []] },
-        { id: "toPg", type: "tributary-db-source", connection: "bi_my", table: "bi_customers", keyColumns: ["id"], cursorColumn: "updated_at", mode: "incremental", wires: [["crPg"], []] },
-        { id: "crPg", type: "tributary-conflict-resolve", connection: "bi_pg", table: "bi_customers", keyColumns: ["id"], strategy: "manual", wires: [["upPg"], []] },
-        { id: "upPg", type: "tributary-upsert", connection: "bi_pg", table: "bi_customers", keyColumns: ["id"], wires: [[], []] },
+        {
+          id: "bi_pg",
+          type: "tributary-db-connection",
+          client: "pg",
+          host: p.host,
+          port: p.port,
+          database: p.database,
+        },
+        {
+          id: "bi_my",
+          type: "tributary-db-connection",
+          client: "mysql",
+          host: m.host,
+          port: m.port,
+          database: m.database,
+        },
+        {
+          id: "toMy",
+          type: "tributary-db-source",
+          connection: "bi_pg",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          cursorColumn: "updated_at",
+          mode: "incremental",
+          wires: [["crMy"], []],
+        },
+        {
+          id: "crMy",
+          type: "tributary-conflict-resolve",
+          connection: "bi_my",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          strategy: "manual",
+          wires: [["upMy"], ["conflicts"]],
+        },
+        {
+          id: "upMy",
+          type: "tributary-upsert",
+          connection: "bi_my",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          wires: [[], []],
+        },
+        {
+          id: "toPg",
+          type: "tributary-db-source",
+          connection: "bi_my",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          cursorColumn: "updated_at",
+          mode: "incremental",
+          wires: [["crPg"], []],
+        },
+        {
+          id: "crPg",
+          type: "tributary-conflict-resolve",
+          connection: "bi_pg",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          strategy: "manual",
+          wires: [["upPg"], []],
+        },
+        {
+          id: "upPg",
+          type: "tributary-upsert",
+          connection: "bi_pg",
+          table: "bi_customers",
+          keyColumns: ["id"],
+          wires: [[], []],
+        },
         { id: "conflicts", type: "helper" },
       ],
-      { bi_pg: { user: p.user, password: p.password }, bi_my: { user: m.user, password: m.password } },
+      {
+        bi_pg: { user: p.user, password: p.password },
+        bi_my: { user: m.user, password: m.password },
+      },
     );
   });
 
@@ -79,7 +157,9 @@ describe("bidirectional PostgreSQL ⇄ MySQL without ping-pong", function () {
   });
 
   it("a change on either side crosses once and does not bounce back", async () => {
-    await pg.raw("update bi_customers set name = 'pg edit', updated_at = clock_timestamp() where id = 1");
+    await pg.raw(
+      "update bi_customers set name = 'pg edit', updated_at = clock_timestamp() where id = 1",
+    );
     assert.equal((await run("toMy")).counts.update, 1);
     assert.equal(written(await run("toPg")), 0);
     await my.raw("update bi_customers set amount = 999.99, updated_at = now(6) where id = 2");
@@ -93,22 +173,33 @@ describe("bidirectional PostgreSQL ⇄ MySQL without ping-pong", function () {
   });
 
   it("a record changed on both sides goes to the review queue; taking the source writes it on the next run", async () => {
-    await pg.raw("update bi_customers set name = 'from pg', updated_at = clock_timestamp() where id = 3");
+    await pg.raw(
+      "update bi_customers set name = 'from pg', updated_at = clock_timestamp() where id = 3",
+    );
     await my.raw("update bi_customers set name = 'from mysql', updated_at = now(6) where id = 3");
     const conflicts = helper.getNode("conflicts");
-    const seen = new Promise<Record<string, unknown>>((resolve) => conflicts.on("input", (msg: never) => resolve(msg)));
+    const seen = new Promise<Record<string, unknown>>((resolve) =>
+      conflicts.on("input", (msg: never) => resolve(msg)),
+    );
     const summary = await run("toMy");
     assert.equal(summary.counts.conflict, 1);
     assert.equal(written(summary), 0);
     const msg = await seen;
-    const [conflict] = msg.payload as Array<{ key: unknown[]; source: { name: string }; target: { name: string }; reviewId: number }>;
+    const [conflict] = msg.payload as Array<{
+      key: unknown[];
+      source: { name: string };
+      target: { name: string };
+      reviewId: number;
+    }>;
     assert.equal(conflict.source.name, "from pg");
     assert.equal(conflict.target.name, "from mysql");
     const store = await stateStoreFor(userDir);
     const open = await store.listReview({ status: "open" });
     assert.equal(open.length, 1);
     assert.ok(await store.resolveReview(open[0].id, "source", "test"));
-    await pg.raw("update bi_customers set name = 'another', updated_at = clock_timestamp() where id = 4");
+    await pg.raw(
+      "update bi_customers set name = 'another', updated_at = clock_timestamp() where id = 4",
+    );
     const next = await run("toMy");
     assert.equal(next.counts.update, 2);
     const row = await my("bi_customers").where({ id: 3 }).first();

@@ -29,24 +29,42 @@ const SIDES: Side[] = [
   {
     name: "pg",
     connection: () => new DbConnection(parseSettings(configFromUrl(PG_URL), configFromUrl(PG_URL))),
-    ddl: (t) => `create table ${t} (id bigint primary key, name text, amount numeric(12,2), updated_at timestamptz, deleted_at timestamptz)`,
+    ddl: (t) =>
+      `create table ${t} (id bigint primary key, name text, amount numeric(12,2), updated_at timestamptz, deleted_at timestamptz)`,
   },
   {
     name: "mysql",
-    connection: () => new DbConnection(parseSettings(configFromUrl(MYSQL_URL), configFromUrl(MYSQL_URL))),
+    connection: () =>
+      new DbConnection(parseSettings(configFromUrl(MYSQL_URL), configFromUrl(MYSQL_URL))),
     ddl: (t) =>
       `create table ${t} (id bigint primary key, name text, amount decimal(12,2), updated_at datetime(6), deleted_at datetime(6)) character set utf8mb4`,
   },
   {
     name: "sqlite",
-    connection: () => new DbConnection(parseSettings({ client: "sqlite", filename: path.join(tmp, "matrix.sqlite") })),
-    ddl: (t) => `create table ${t} (id integer primary key, name text, amount text, updated_at text, deleted_at text)`,
+    connection: () =>
+      new DbConnection(
+        parseSettings({ client: "sqlite", filename: path.join(tmp, "matrix.sqlite") }),
+      ),
+    ddl: (t) =>
+      `create table ${t} (id integer primary key, name text, amount text, updated_at text, deleted_at text)`,
   },
 ];
 
 const SEED: SyncRecord[] = [
-  { id: "1", name: "Ada ✓", amount: "10.50", updated_at: "2026-05-01T10:00:00.000001Z", deleted_at: null },
-  { id: "2", name: null, amount: "-3.00", updated_at: "2026-05-01T10:00:00.000001Z", deleted_at: null },
+  {
+    id: "1",
+    name: "Ada ✓",
+    amount: "10.50",
+    updated_at: "2026-05-01T10:00:00.000001Z",
+    deleted_at: null,
+  },
+  {
+    id: "2",
+    name: null,
+    amount: "-3.00",
+    updated_at: "2026-05-01T10:00:00.000001Z",
+    deleted_at: null,
+  },
   { id: "3", name: "Grace", amount: null, updated_at: "2026-05-02T08:30:00.5Z", deleted_at: null },
 ];
 
@@ -124,8 +142,18 @@ describe("dialect matrix: each database as source and as target", function () {
         await recreate(target, to.knex(), dst);
         const writer = new TableWriter(from, { table: src, keyColumns: ["id"], mode: "upsert" });
         await writer.write(SEED);
-        const read: TableReaderOptions = { table: src, keyColumns: ["id"], cursorColumn: "updated_at", deletedColumn: "deleted_at" };
-        const write: TableWriterOptions = { table: dst, keyColumns: ["id"], mode: "upsert", deletes: "delete" };
+        const read: TableReaderOptions = {
+          table: src,
+          keyColumns: ["id"],
+          cursorColumn: "updated_at",
+          deletedColumn: "deleted_at",
+        };
+        const write: TableWriterOptions = {
+          table: dst,
+          keyColumns: ["id"],
+          mode: "upsert",
+          deletes: "delete",
+        };
         const sourceId = `mx-${source.name}-${target.name}`;
 
         const first = await sync(from, to, store, sourceId, read, write);
@@ -133,8 +161,20 @@ describe("dialect matrix: each database as source and as target", function () {
         assert.deepEqual(await rowsOf(to, dst), await rowsOf(from, src));
 
         await writer.write([
-          { id: "2", name: "changed", amount: "7.25", updated_at: "2026-06-01T00:00:00.25Z", deleted_at: null },
-          { id: "3", name: "Grace", amount: null, updated_at: "2026-06-01T00:00:01Z", deleted_at: "2026-06-01T00:00:01Z" },
+          {
+            id: "2",
+            name: "changed",
+            amount: "7.25",
+            updated_at: "2026-06-01T00:00:00.25Z",
+            deleted_at: null,
+          },
+          {
+            id: "3",
+            name: "Grace",
+            amount: null,
+            updated_at: "2026-06-01T00:00:01Z",
+            deleted_at: "2026-06-01T00:00:01Z",
+          },
         ]);
         const second = await sync(from, to, store, sourceId, read, write);
         assert.equal(second.counts.read, 2);
@@ -153,7 +193,13 @@ describe("dialect matrix: each database as source and as target", function () {
       await recreate(side, connection.knex(), table);
       await new TableWriter(connection, { table, keyColumns: ["id"], mode: "upsert" }).write([
         ...SEED,
-        { id: "4", name: "x'; drop table mx_q; --", amount: "1.00", updated_at: "2026-05-03T00:00:00Z", deleted_at: null },
+        {
+          id: "4",
+          name: "x'; drop table mx_q; --",
+          amount: "1.00",
+          updated_at: "2026-05-03T00:00:00Z",
+          deleted_at: null,
+        },
       ]);
       const query = `select id, name, updated_at from ${table} where name <> :skip_name or name is null -- :not_a_param`;
       const ids: string[] = [];
@@ -163,7 +209,13 @@ describe("dialect matrix: each database as source and as target", function () {
         batchSize: 10,
         maxInFlight: 1,
         settleTimeoutMs: 10_000,
-        reader: new TableReader(connection, { table: "", query, keyColumns: ["id"], cursorColumn: "updated_at", params: { skip_name: "Grace" } }),
+        reader: new TableReader(connection, {
+          table: "",
+          query,
+          keyColumns: ["id"],
+          cursorColumn: "updated_at",
+          params: { skip_name: "Grace" },
+        }),
         store,
         emit: (msg) => {
           ids.push(...msg.payload.map((r) => String(r.id)));
@@ -195,7 +247,10 @@ describe("dialect matrix: each database as source and as target", function () {
         emit: () => {},
       });
       assert.equal(summary.status, "failed");
-      assert.match(summary.error ?? "", /parameter :who is object: give a string, number, boolean or null/);
+      assert.match(
+        summary.error ?? "",
+        /parameter :who is object: give a string, number, boolean or null/,
+      );
     });
   }
 });

@@ -40,7 +40,12 @@ describe("driver errors through the real clients", function () {
 
   it("pg: a host that does not resolve is reported as such", async () => {
     const connection = new DbConnection(
-      parseSettings({ client: "pg", host: "no-such-host.invalid", database: "x", connectTimeout: 5 }),
+      parseSettings({
+        client: "pg",
+        host: "no-such-host.invalid",
+        database: "x",
+        connectTimeout: 5,
+      }),
     );
     try {
       await assert.rejects(connection.test(), (err: Error) => {
@@ -55,17 +60,66 @@ describe("driver errors through the real clients", function () {
 
 describe("connection problems on the local servers are classified with the fix", function () {
   this.timeout(30_000);
-  const cases: Array<{ name: string; config: Record<string, unknown>; user: string; password?: string; code: string; text: RegExp }> = [
-    { name: "pg: SSL required but the server has none", config: { client: "pg", database: "test", ssl: "require" }, user: "postgres", code: "ssl", text: /turn SSL on or off/ },
-    { name: "mysql: SSL verify but the server has none", config: { client: "mysql", database: "test", ssl: "verify" }, user: "root", code: "ssl", text: /turn SSL on or off/ },
-    { name: "pg: unknown role", config: { client: "pg", database: "test" }, user: "no_such_role", code: "auth-failed", text: /check user and password/ },
-    { name: "pg: database does not exist", config: { client: "pg", database: "no_such_db" }, user: "postgres", code: "database-not-found", text: /check the database field/ },
-    { name: "mysql: database does not exist", config: { client: "mysql", database: "no_such_db" }, user: "root", password: "", code: "database-not-found", text: /check the database field/ },
-    { name: "mysql: unknown user", config: { client: "mysql", database: "test" }, user: "no_such_user", code: "auth-failed", text: /check user and password/ },
+  const cases: Array<{
+    name: string;
+    config: Record<string, unknown>;
+    user: string;
+    password?: string;
+    code: string;
+    text: RegExp;
+  }> = [
+    {
+      name: "pg: SSL required but the server has none",
+      config: { client: "pg", database: "test", ssl: "require" },
+      user: "postgres",
+      code: "ssl",
+      text: /turn SSL on or off/,
+    },
+    {
+      name: "mysql: SSL verify but the server has none",
+      config: { client: "mysql", database: "test", ssl: "verify" },
+      user: "root",
+      code: "ssl",
+      text: /turn SSL on or off/,
+    },
+    {
+      name: "pg: unknown role",
+      config: { client: "pg", database: "test" },
+      user: "no_such_role",
+      code: "auth-failed",
+      text: /check user and password/,
+    },
+    {
+      name: "pg: database does not exist",
+      config: { client: "pg", database: "no_such_db" },
+      user: "postgres",
+      code: "database-not-found",
+      text: /check the database field/,
+    },
+    {
+      name: "mysql: database does not exist",
+      config: { client: "mysql", database: "no_such_db" },
+      user: "root",
+      password: "",
+      code: "database-not-found",
+      text: /check the database field/,
+    },
+    {
+      name: "mysql: unknown user",
+      config: { client: "mysql", database: "test" },
+      user: "no_such_user",
+      code: "auth-failed",
+      text: /check user and password/,
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const connection = new DbConnection(parseSettings({ host: "127.0.0.1", ...c.config }, { user: c.user, password: c.password ?? "pw-not-shown" }));
+      const connection = new DbConnection(
+        parseSettings(
+          { host: "127.0.0.1", ...c.config },
+          { user: c.user, password: c.password ?? "pw-not-shown" },
+        ),
+      );
       try {
         await assert.rejects(connection.test(), (err: Error) => {
           assert.equal((err as TributaryError).code, c.code, err.message);
@@ -80,7 +134,12 @@ describe("connection problems on the local servers are classified with the fix",
   }
 
   it("a statement past the statement timeout is cancelled by the server", async () => {
-    const connection = new DbConnection(parseSettings({ client: "pg", host: "127.0.0.1", database: "test", statementTimeout: 1 }, { user: "postgres" }));
+    const connection = new DbConnection(
+      parseSettings(
+        { client: "pg", host: "127.0.0.1", database: "test", statementTimeout: 1 },
+        { user: "postgres" },
+      ),
+    );
     try {
       await assert.rejects(connection.knex().raw("select pg_sleep(3)"), /statement timeout/);
     } finally {
@@ -89,6 +148,9 @@ describe("connection problems on the local servers are classified with the fix",
   });
 
   it("rejects an unknown ssl mode naming the choices", () => {
-    assert.throws(() => parseSettings({ client: "pg", ssl: "maybe" }), /ssl "maybe" is not valid: choose disable, require or verify/);
+    assert.throws(
+      () => parseSettings({ client: "pg", ssl: "maybe" }),
+      /ssl "maybe" is not valid: choose disable, require or verify/,
+    );
   });
 });

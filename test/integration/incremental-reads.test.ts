@@ -9,7 +9,14 @@ import { runSource } from "../../nodes/lib/source-run";
 import { runRegistry } from "../../nodes/lib/run-registry";
 import { StateStore } from "../../nodes/lib/state-store";
 import type { RunSummary } from "../../nodes/lib/types";
-import { MYSQL_URL, PG_URL, configFromUrl, mysqlKnex, pgKnex, requireServer } from "../support/databases";
+import {
+  MYSQL_URL,
+  PG_URL,
+  configFromUrl,
+  mysqlKnex,
+  pgKnex,
+  requireServer,
+} from "../support/databases";
 
 /** One incremental run whose sink settles every batch at once; returns the ids read. */
 async function syncOnce(
@@ -52,8 +59,12 @@ for (const server of servers) {
     before(async function () {
       admin = server.admin();
       await requireServer(this, server.name, admin);
-      connection = new DbConnection(parseSettings(configFromUrl(server.url), configFromUrl(server.url)));
-      store = await StateStore.open({ file: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tributary-inc-")), "state.sqlite") });
+      connection = new DbConnection(
+        parseSettings(configFromUrl(server.url), configFromUrl(server.url)),
+      );
+      store = await StateStore.open({
+        file: path.join(fs.mkdtempSync(path.join(os.tmpdir(), "tributary-inc-")), "state.sqlite"),
+      });
     });
 
     after(async () => {
@@ -64,39 +75,66 @@ for (const server of servers) {
 
     it("reads each of 10,000 rows sharing one cursor value exactly once, in batches of 1,000", async () => {
       await admin.raw("drop table if exists inc_ties");
-      await admin.raw(`create table inc_ties (id integer primary key, updated_at ${server.type} not null)`);
-      const rows = Array.from({ length: 10_000 }, (_, i) => ({ id: i + 1, updated_at: "2026-05-01 12:00:00.123456" }));
-      for (let i = 0; i < rows.length; i += 1000) await admin("inc_ties").insert(rows.slice(i, i + 1000));
+      await admin.raw(
+        `create table inc_ties (id integer primary key, updated_at ${server.type} not null)`,
+      );
+      const rows = Array.from({ length: 10_000 }, (_, i) => ({
+        id: i + 1,
+        updated_at: "2026-05-01 12:00:00.123456",
+      }));
+      for (let i = 0; i < rows.length; i += 1000)
+        await admin("inc_ties").insert(rows.slice(i, i + 1000));
       const { ids, summary } = await syncOnce(connection, store, `ties-${server.name}`, {
-        table: "inc_ties", keyColumns: ["id"], cursorColumn: "updated_at",
+        table: "inc_ties",
+        keyColumns: ["id"],
+        cursorColumn: "updated_at",
       });
       assert.equal(summary.counts.batches, 10);
       assert.equal(ids.length, 10_000);
       assert.equal(new Set(ids).size, 10_000);
       // Two more rows at the same instant arrive later: they are read, the old ones are not.
-      await admin("inc_ties").insert([{ id: 10_001, updated_at: "2026-05-01 12:00:00.123456" }, { id: 0, updated_at: "2026-05-01 12:00:00.123456" }]);
-      const next = await syncOnce(connection, store, `ties-${server.name}`, { table: "inc_ties", keyColumns: ["id"], cursorColumn: "updated_at" });
+      await admin("inc_ties").insert([
+        { id: 10_001, updated_at: "2026-05-01 12:00:00.123456" },
+        { id: 0, updated_at: "2026-05-01 12:00:00.123456" },
+      ]);
+      const next = await syncOnce(connection, store, `ties-${server.name}`, {
+        table: "inc_ties",
+        keyColumns: ["id"],
+        cursorColumn: "updated_at",
+      });
       // id 0 sorts before the watermark's key at the same cursor value: only a look-back window finds it.
       assert.deepEqual(next.ids, [10_001]);
     });
 
     it("picks up a row that commits late with an older cursor value", async () => {
       await admin.raw("drop table if exists inc_late");
-      await admin.raw(`create table inc_late (id integer primary key, updated_at ${server.type} not null)`);
+      await admin.raw(
+        `create table inc_late (id integer primary key, updated_at ${server.type} not null)`,
+      );
       const sourceId = `late-${server.name}`;
-      const options: TableReaderOptions = { table: "inc_late", keyColumns: ["id"], cursorColumn: "updated_at", lookback: server.name === "PostgreSQL" ? 0 : 60 };
+      const options: TableReaderOptions = {
+        table: "inc_late",
+        keyColumns: ["id"],
+        cursorColumn: "updated_at",
+        lookback: server.name === "PostgreSQL" ? 0 : 60,
+      };
       await admin.raw(`insert into inc_late values (1, ${server.now})`);
       await syncOnce(connection, store, sourceId, options);
       // A long transaction takes its timestamp now, and commits after others.
       const late = await admin.transaction();
-      await late.raw(`insert into inc_late values (2, ${server.name === "PostgreSQL" ? "now()" : "now(6)"})`);
+      await late.raw(
+        `insert into inc_late values (2, ${server.name === "PostgreSQL" ? "now()" : "now(6)"})`,
+      );
       await new Promise((r) => setTimeout(r, 50));
       await admin.raw(`insert into inc_late values (3, ${server.now})`);
       const during = await syncOnce(connection, store, sourceId, options);
       await late.commit();
       const after = await syncOnce(connection, store, sourceId, options);
       const seen = new Set([...during.ids, ...after.ids]);
-      assert.ok(seen.has(2), `the late row was never read (during: ${during.ids}, after: ${after.ids})`);
+      assert.ok(
+        seen.has(2),
+        `the late row was never read (during: ${during.ids}, after: ${after.ids})`,
+      );
       assert.ok(seen.has(3));
       if (server.name === "PostgreSQL") {
         // The bound stays below the open transaction's start: row 3 waits for it.
@@ -106,9 +144,15 @@ for (const server of servers) {
 
     it("warns about rows with no cursor value instead of silently leaving them out", async () => {
       await admin.raw("drop table if exists inc_nulls");
-      await admin.raw(`create table inc_nulls (id integer primary key, updated_at ${server.type} null)`);
+      await admin.raw(
+        `create table inc_nulls (id integer primary key, updated_at ${server.type} null)`,
+      );
       await admin.raw(`insert into inc_nulls values (1, ${server.now}), (2, null), (3, null)`);
-      const { ids, summary } = await syncOnce(connection, store, `nulls-${server.name}`, { table: "inc_nulls", keyColumns: ["id"], cursorColumn: "updated_at" });
+      const { ids, summary } = await syncOnce(connection, store, `nulls-${server.name}`, {
+        table: "inc_nulls",
+        keyColumns: ["id"],
+        cursorColumn: "updated_at",
+      });
       assert.deepEqual(ids, [1]);
       assert.match(summary.warnings?.[0] ?? "", /2 row\(s\) have no updated_at value .* full sync/);
     });

@@ -1,8 +1,21 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
 import { allNodes, helper, useTempUserDir } from "../support/red";
-import { MYSQL_URL, PG_URL, configFromUrl, mysqlKnex, pgKnex, requireServer } from "../support/databases";
-import { createMysqlCustomers, createPgCustomers, mysqlChecksum, pgChecksum, touchPgCustomers } from "../support/customers";
+import {
+  MYSQL_URL,
+  PG_URL,
+  configFromUrl,
+  mysqlKnex,
+  pgKnex,
+  requireServer,
+} from "../support/databases";
+import {
+  createMysqlCustomers,
+  createPgCustomers,
+  mysqlChecksum,
+  pgChecksum,
+  touchPgCustomers,
+} from "../support/customers";
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores } from "../../nodes/lib/state-store";
 
@@ -13,15 +26,47 @@ function flow(table: string) {
   const my = configFromUrl(MYSQL_URL);
   return {
     nodes: [
-      { id: "pgconn", type: "tributary-db-connection", client: "pg", host: pg.host, port: pg.port, database: pg.database },
-      { id: "myconn", type: "tributary-db-connection", client: "mysql", host: my.host, port: my.port, database: my.database },
       {
-        id: "src", type: "tributary-db-source", connection: "pgconn", table, keyColumns: ["id"], cursorColumn: "updated_at",
-        mode: "incremental", batchSize: 1000, wires: [["sink"], []],
+        id: "pgconn",
+        type: "tributary-db-connection",
+        client: "pg",
+        host: pg.host,
+        port: pg.port,
+        database: pg.database,
       },
-      { id: "sink", type: "tributary-upsert", connection: "myconn", table, keyColumns: ["id"], mode: "upsert", wires: [[], []] },
+      {
+        id: "myconn",
+        type: "tributary-db-connection",
+        client: "mysql",
+        host: my.host,
+        port: my.port,
+        database: my.database,
+      },
+      {
+        id: "src",
+        type: "tributary-db-source",
+        connection: "pgconn",
+        table,
+        keyColumns: ["id"],
+        cursorColumn: "updated_at",
+        mode: "incremental",
+        batchSize: 1000,
+        wires: [["sink"], []],
+      },
+      {
+        id: "sink",
+        type: "tributary-upsert",
+        connection: "myconn",
+        table,
+        keyColumns: ["id"],
+        mode: "upsert",
+        wires: [[], []],
+      },
     ],
-    credentials: { pgconn: { user: pg.user, password: pg.password }, myconn: { user: my.user, password: my.password } },
+    credentials: {
+      pgconn: { user: pg.user, password: pg.password },
+      myconn: { user: my.user, password: my.password },
+    },
   };
 }
 

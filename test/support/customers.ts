@@ -19,7 +19,12 @@ export async function createPgCustomers(pg: Knex, table: string, rows: number): 
   await pg.raw(`analyze ??`, [table]);
 }
 
-export async function insertPgCustomers(pg: Knex, table: string, from: number, to: number): Promise<void> {
+export async function insertPgCustomers(
+  pg: Knex,
+  table: string,
+  from: number,
+  to: number,
+): Promise<void> {
   await pg.raw(
     `insert into ?? select g, 'user' || g || '@example.com', 'First' || g, 'Last' || (g % 1000),
       '+1-555-' || lpad((g % 10000)::text, 4, '0'),
@@ -62,7 +67,8 @@ const COLUMNS = ["id", "email", "first_name", "last_name", "phone", "city", "cou
 
 export async function pgChecksum(pg: Knex, table: string): Promise<Checksum> {
   const text = COLUMNS.map((c) => `coalesce(${c}::text, '\\N')`).join(", ");
-  const ts = (c: string) => `coalesce(to_char(${c} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '\\N')`;
+  const ts = (c: string) =>
+    `coalesce(to_char(${c} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '\\N')`;
   const result = await pg.raw(
     `select count(*)::int as count, md5(string_agg(concat_ws('|', ${text}, coalesce(balance::text, '\\N'),
       ${ts("created_at")}, ${ts("updated_at")}), E'\\n' order by id)) as md5 from ??`,

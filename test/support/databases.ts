@@ -38,14 +38,29 @@ export function mysqlKnex(): Knex {
   const c = configFromUrl(MYSQL_URL);
   return knexFactory({
     client: "mysql2",
-    connection: { host: c.host, port: Number(c.port || 3306), user: c.user, password: c.password, database: c.database, multipleStatements: true, charset: "utf8mb4" },
+    connection: {
+      host: c.host,
+      port: Number(c.port || 3306),
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      multipleStatements: true,
+      charset: "utf8mb4",
+    },
     pool: { min: 0, max: 2 },
   });
 }
 
 export async function mysqlConnection(): Promise<mysql.Connection> {
   const c = configFromUrl(MYSQL_URL);
-  return mysql.createConnection({ host: c.host, port: Number(c.port || 3306), user: c.user, password: c.password, database: c.database, charset: "utf8mb4" });
+  return mysql.createConnection({
+    host: c.host,
+    port: Number(c.port || 3306),
+    user: c.user,
+    password: c.password,
+    database: c.database,
+    charset: "utf8mb4",
+  });
 }
 
 /** Call in a `before` hook: skips the suite locally, fails it under CI, when the server is down. */

@@ -30,7 +30,9 @@ export const helper = require("node-red-node-test-helper") as Helper;
 
 const dist = path.resolve(__dirname, "..", "..", "nodes");
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-export const dbConnectionNode = require(path.join(dist, "db-connection", "db-connection.js")) as unknown;
+export const dbConnectionNode = require(
+  path.join(dist, "db-connection", "db-connection.js"),
+) as unknown;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const dbSourceNode = require(path.join(dist, "db-source", "db-source.js")) as unknown;
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -46,7 +48,11 @@ export function useTempUserDir(): string {
 }
 
 /** Resolves when a node's status matches, or rejects after `ms`. */
-export function waitForStatus(node: HelperNode, predicate: (text: string) => boolean, ms = 10_000): Promise<string> {
+export function waitForStatus(
+  node: HelperNode,
+  predicate: (text: string) => boolean,
+  ms = 10_000,
+): Promise<string> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const timer = setInterval(() => {
@@ -60,7 +66,11 @@ export function waitForStatus(node: HelperNode, predicate: (text: string) => boo
       }
       if (Date.now() - started > ms) {
         clearInterval(timer);
-        reject(new Error(`status never matched; saw ${JSON.stringify(node.status.args.map((a) => a[0]))}`));
+        reject(
+          new Error(
+            `status never matched; saw ${JSON.stringify(node.status.args.map((a) => a[0]))}`,
+          ),
+        );
       }
     }, 20);
   });

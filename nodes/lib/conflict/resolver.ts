@@ -26,8 +26,19 @@ export interface ResolverOptions {
 }
 
 export type Decision =
-  | { kind: "write"; record: SyncRecord; reason: "new" | "changed" | "conflict-source-wins" | "conflict-newest"; state: PendingState }
-  | { kind: "drop"; record: SyncRecord; action: OutcomeAction; reason: string; state: PendingState | null }
+  | {
+      kind: "write";
+      record: SyncRecord;
+      reason: "new" | "changed" | "conflict-source-wins" | "conflict-newest";
+      state: PendingState;
+    }
+  | {
+      kind: "drop";
+      record: SyncRecord;
+      action: OutcomeAction;
+      reason: string;
+      state: PendingState | null;
+    }
   | { kind: "review"; record: SyncRecord; target: SyncRecord; reason: string };
 
 /** The hashes to store once the write settled. */
@@ -48,38 +59,88 @@ export function decide(
     const fields = Object.keys(record).filter((f) => options.targetFields.has(f));
     const incomingHash = recordHash(record, fields);
     const target = targets.get(key);
-    if (!target) return { kind: "write", record, reason: "new", state: { key, incomingHash, targetHash: incomingHash } };
+    if (!target)
+      return {
+        kind: "write",
+        record,
+        reason: "new",
+        state: { key, incomingHash, targetHash: incomingHash },
+      };
     const targetHash = recordHash(target, fields);
     const written: PendingState = { key, incomingHash, targetHash: incomingHash };
     if (incomingHash === targetHash) {
-      return { kind: "drop", record, action: "unchanged", reason: "equal to the target", state: written };
+      return {
+        kind: "drop",
+        record,
+        action: "unchanged",
+        reason: "equal to the target",
+        state: written,
+      };
     }
     const state = states.get(key);
-    const lastIncoming = state ? (options.incomingIsFirst ? state.sourceHash : state.targetHash) : null;
-    const lastTarget = state ? (options.incomingIsFirst ? state.targetHash : state.sourceHash) : null;
+    const lastIncoming = state
+      ? options.incomingIsFirst
+        ? state.sourceHash
+        : state.targetHash
+      : null;
+    const lastTarget = state
+      ? options.incomingIsFirst
+        ? state.targetHash
+        : state.sourceHash
+      : null;
     if (state && incomingHash === lastIncoming) {
-      return { kind: "drop", record, action: "unchanged", reason: "unchanged since the last sync (echo)", state: null };
+      return {
+        kind: "drop",
+        record,
+        action: "unchanged",
+        reason: "unchanged since the last sync (echo)",
+        state: null,
+      };
     }
-    if (state && targetHash === lastTarget) return { kind: "write", record, reason: "changed", state: written };
+    if (state && targetHash === lastTarget)
+      return { kind: "write", record, reason: "changed", state: written };
     return resolveConflict(record, target, written, options);
   });
 }
 
-function resolveConflict(record: SyncRecord, target: SyncRecord, written: PendingState, options: ResolverOptions): Decision {
+function resolveConflict(
+  record: SyncRecord,
+  target: SyncRecord,
+  written: PendingState,
+  options: ResolverOptions,
+): Decision {
   switch (options.strategy) {
     case "source-wins":
       return { kind: "write", record, reason: "conflict-source-wins", state: written };
     case "target-wins":
-      return { kind: "drop", record, action: "skipped", reason: "conflict: the target wins", state: null };
+      return {
+        kind: "drop",
+        record,
+        action: "skipped",
+        reason: "conflict: the target wins",
+        state: null,
+      };
     case "skip":
       return { kind: "drop", record, action: "skipped", reason: "conflict: skipped", state: null };
     case "manual":
-      return { kind: "review", record, target, reason: "changed on both sides since the last sync" };
+      return {
+        kind: "review",
+        record,
+        target,
+        reason: "changed on both sides since the last sync",
+      };
     case "newest-wins": {
       const incoming = record[options.sourceTimestamp ?? ""];
       const current = target[options.targetTimestamp ?? options.sourceTimestamp ?? ""];
-      if (newer(incoming, current)) return { kind: "write", record, reason: "conflict-newest", state: written };
-      return { kind: "drop", record, action: "skipped", reason: "conflict: the target is newer", state: null };
+      if (newer(incoming, current))
+        return { kind: "write", record, reason: "conflict-newest", state: written };
+      return {
+        kind: "drop",
+        record,
+        action: "skipped",
+        reason: "conflict: the target is newer",
+        state: null,
+      };
     }
   }
 }

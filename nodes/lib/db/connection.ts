@@ -57,15 +57,26 @@ export function parseSettings(
       `client "${client}" is not supported: choose pg, mysql, mssql, oracle or sqlite`,
     );
   }
-  const unset = [config.host, config.database, config.filename, credentials.user, credentials.password]
-    .flatMap((v) => (typeof v === "string" ? missingEnv(v) : []));
+  const unset = [
+    config.host,
+    config.database,
+    config.filename,
+    credentials.user,
+    credentials.password,
+  ].flatMap((v) => (typeof v === "string" ? missingEnv(v) : []));
   if (unset.length) {
-    throw new TributaryError("config", `environment variable ${unset.join(", ")} is not set: set it, or replace \${${unset[0]}} in the connection`);
+    throw new TributaryError(
+      "config",
+      `environment variable ${unset.join(", ")} is not set: set it, or replace \${${unset[0]}} in the connection`,
+    );
   }
   const portText = text(config.port);
   const port = portText === "" ? null : Number(portText);
   if (port !== null && !(Number.isInteger(port) && port > 0 && port < 65536)) {
-    throw new TributaryError("config", `port "${portText}" is not a port number: use 1-65535 or leave it empty for ${dialect.defaultPort}`);
+    throw new TributaryError(
+      "config",
+      `port "${portText}" is not a port number: use 1-65535 or leave it empty for ${dialect.defaultPort}`,
+    );
   }
   const settings: ConnectionSettings = {
     client: client as ClientName,
@@ -84,7 +95,11 @@ export function parseSettings(
   };
   if (client === "sqlite") {
     const filename = text(config.filename);
-    if (!filename) throw new TributaryError("config", "filename is empty: give the SQLite database file (relative to the Node-RED user directory)");
+    if (!filename)
+      throw new TributaryError(
+        "config",
+        "filename is empty: give the SQLite database file (relative to the Node-RED user directory)",
+      );
     settings.filename = filename === ":memory:" ? filename : path.resolve(baseDir, filename);
   }
   return settings;
@@ -94,13 +109,21 @@ function positiveInt(value: unknown, fallback: number, field: string, min = 1): 
   if (value === undefined || value === null || value === "") return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) {
-    throw new TributaryError("config", `${field} "${String(value)}" must be a whole number of at least ${min}`);
+    throw new TributaryError(
+      "config",
+      `${field} "${String(value)}" must be a whole number of at least ${min}`,
+    );
   }
   return n;
 }
 
 function parseSsl(config: ConnectionConfig): ConnectionSettings["ssl"] {
-  const mode = config.ssl === true ? "require" : config.ssl === false || config.ssl === undefined ? "disable" : text(config.ssl);
+  const mode =
+    config.ssl === true
+      ? "require"
+      : config.ssl === false || config.ssl === undefined
+        ? "disable"
+        : text(config.ssl);
   const ca = text(config.sslCa) || undefined;
   switch (mode) {
     case "":
@@ -113,7 +136,10 @@ function parseSsl(config: ConnectionConfig): ConnectionSettings["ssl"] {
     case "verify":
       return { verify: true, ...(ca ? { ca } : {}) };
     default:
-      throw new TributaryError("config", `ssl "${mode}" is not valid: choose disable, require or verify`);
+      throw new TributaryError(
+        "config",
+        `ssl "${mode}" is not valid: choose disable, require or verify`,
+      );
   }
 }
 
@@ -177,13 +203,18 @@ export class DbConnection {
   lossless(columns: ColumnInfo[], rows: SyncRecord[]): SyncRecord[] {
     const fromDb = this.dialect.fromDb;
     if (!fromDb || columns.length === 0) return rows;
-    for (const row of rows) for (const c of columns) if (c.name in row) row[c.name] = fromDb(c, row[c.name]) as Value;
+    for (const row of rows)
+      for (const c of columns) if (c.name in row) row[c.name] = fromDb(c, row[c.name]) as Value;
     return rows;
   }
 
   /** Pool usage (connections in use, idle, waiting), zero before first use. */
   poolStats(): { used: number; free: number; pending: number; max: number } {
-    const pool = (this.pool?.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } } | undefined)?.pool;
+    const pool = (
+      this.pool?.client as
+        | { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }
+        | undefined
+    )?.pool;
     return {
       used: pool?.numUsed() ?? 0,
       free: pool?.numFree() ?? 0,
@@ -196,7 +227,9 @@ export class DbConnection {
     const started = Date.now();
     try {
       const result = await this.knex().raw(this.dialect.versionSql);
-      const rows = (Array.isArray(result) ? (Array.isArray(result[0]) ? result[0] : result) : result.rows) as Array<{
+      const rows = (
+        Array.isArray(result) ? (Array.isArray(result[0]) ? result[0] : result) : result.rows
+      ) as Array<{
         version?: unknown;
       }>;
       return { version: String(rows[0]?.version ?? ""), latencyMs: Date.now() - started };
@@ -212,7 +245,10 @@ export class DbConnection {
     const classified = this.dialect.classifyError(err);
     if (classified) return connectionError(classified.code, this.label, classified.detail, secrets);
     const message = scrub((err as Error)?.message ?? String(err), secrets);
-    return new TributaryError("database", doing ? `${doing} on ${this.label}: ${message}` : `${this.label}: ${message}`);
+    return new TributaryError(
+      "database",
+      doing ? `${doing} on ${this.label}: ${message}` : `${this.label}: ${message}`,
+    );
   }
 
   async close(): Promise<void> {
@@ -231,14 +267,22 @@ export class DbConnection {
       throw this.explain(err, `reading the columns of table "${table}"`);
     }
     if (!info) {
-      throw new TributaryError("unknown-table", `table "${table}" was not found on ${this.label}: check the table name (and schema) and the user's rights`);
+      throw new TributaryError(
+        "unknown-table",
+        `table "${table}" was not found on ${this.label}: check the table name (and schema) and the user's rights`,
+      );
     }
     return info;
   }
 }
 
 /** Throws a clear error when one of `columns` is not in the table. */
-export function requireColumns(info: TableInfo, columns: string[], role: string, label: string): void {
+export function requireColumns(
+  info: TableInfo,
+  columns: string[],
+  role: string,
+  label: string,
+): void {
   const known = new Set(info.columns.map((c) => c.name));
   const missing = columns.filter((c) => !known.has(c));
   if (missing.length === 0) return;

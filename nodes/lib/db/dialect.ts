@@ -68,7 +68,10 @@ export interface Dialect {
   toDbValue(column: ColumnInfo, value: Value): unknown;
   /** Writes one chunk with upsert semantics; returns, per row, whether it was inserted,
    *  updated or found unchanged (same order as chunk.rows). */
-  upsertChunk(trx: Knex.Transaction, chunk: WriteChunk): Promise<Array<"insert" | "update" | "unchanged">>;
+  upsertChunk(
+    trx: Knex.Transaction,
+    chunk: WriteChunk,
+  ): Promise<Array<"insert" | "update" | "unchanged">>;
   /** A failure that a retry of the whole transaction may cure: deadlock, serialization
    *  failure, lock timeout, a connection dropped mid-batch. */
   isTransient(err: unknown): boolean;
@@ -91,25 +94,36 @@ export type ErrorCode =
   | "driver-missing";
 
 /** Node.js TLS options for drivers that take them (pg, mysql2). */
-export function tlsOptions(s: ConnectionSettings): { rejectUnauthorized: boolean; ca?: string } | undefined {
+export function tlsOptions(
+  s: ConnectionSettings,
+): { rejectUnauthorized: boolean; ca?: string } | undefined {
   if (!s.ssl) return undefined;
   return { rejectUnauthorized: s.ssl.verify, ...(s.ssl.ca ? { ca: s.ssl.ca } : {}) };
 }
 
-export function poolOptions(s: ConnectionSettings): { min: number; max: number; idleTimeoutMillis: number } {
+export function poolOptions(s: ConnectionSettings): {
+  min: number;
+  max: number;
+  idleTimeoutMillis: number;
+} {
   return { min: s.poolMin, max: s.poolMax, idleTimeoutMillis: s.poolIdleMs };
 }
 
 export function splitTableName(table: string): { schema: string | null; name: string } {
   const dot = table.lastIndexOf(".");
-  return dot < 0 ? { schema: null, name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+  return dot < 0
+    ? { schema: null, name: table }
+    : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
 }
 
 /** knex's columnInfo, shaped as ColumnInfo[]; used by dialects whose knex support is enough. */
 export async function columnsFromKnex(knex: Knex, table: string): Promise<TableInfo | null> {
   const { schema, name } = splitTableName(table);
   const builder = schema ? knex(name).withSchema(schema) : knex(name);
-  const info = (await builder.columnInfo()) as unknown as Record<string, { type: string; nullable: boolean }>;
+  const info = (await builder.columnInfo()) as unknown as Record<
+    string,
+    { type: string; nullable: boolean }
+  >;
   const columns = Object.entries(info).map(([column, meta]) => ({
     name: column,
     type: String(meta.type).toLowerCase(),
@@ -136,7 +150,8 @@ export function classifyNetworkError(err: unknown): { code: ErrorCode; detail: s
   if (/Knex: Timeout acquiring a connection/i.test(e?.message ?? "")) {
     return { code: "timeout", detail: "no connection could be made within the connect timeout" };
   }
-  if (/ssl|tls|certificate/i.test(e?.message ?? "")) return { code: "ssl", detail: e.message ?? "" };
+  if (/ssl|tls|certificate/i.test(e?.message ?? ""))
+    return { code: "ssl", detail: e.message ?? "" };
   return null;
 }
 

@@ -15,7 +15,8 @@ export class TributaryError extends Error {
 }
 
 const FIXES: Record<ErrorCode, string> = {
-  refused: "the server refused the connection: check host and port, that the server is running, and firewalls",
+  refused:
+    "the server refused the connection: check host and port, that the server is running, and firewalls",
   "host-not-found": "the host name could not be resolved: check the host field",
   "auth-failed": "authentication failed: check user and password in the connection's credentials",
   "database-not-found": "the database does not exist: check the database field",
@@ -24,12 +25,18 @@ const FIXES: Record<ErrorCode, string> = {
   "driver-missing": "the database driver is not installed: reinstall node-red-contrib-tributary",
 };
 
-export function connectionError(code: ErrorCode, where: string, detail: string, secrets: string[]): TributaryError {
+export function connectionError(
+  code: ErrorCode,
+  where: string,
+  detail: string,
+  secrets: string[],
+): TributaryError {
   return new TributaryError(code, `${where}: ${FIXES[code]} (${scrub(detail, secrets)})`);
 }
 
 export function scrub(text: string, secrets: string[]): string {
   let out = text;
-  for (const secret of secrets) if (secret && secret.length >= 3) out = out.split(secret).join("***");
+  for (const secret of secrets)
+    if (secret && secret.length >= 3) out = out.split(secret).join("***");
   return out;
 }

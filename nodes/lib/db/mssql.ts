@@ -1,7 +1,13 @@
 /** SQL Server through tedious. */
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
+import {
+  classifyNetworkError,
+  columnsFromKnex,
+  isDroppedConnection,
+  poolOptions,
+  type Dialect,
+} from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
 
 const WALL_CLOCK_TYPES = new Set(["datetime", "datetime2", "smalldatetime"]);
@@ -43,20 +49,24 @@ export const mssqlDialect: Dialect = {
   // tedious makes a JavaScript Date (milliseconds) of datetime2's 100 ns values:
   // select them as ISO 8601 text instead (style 126; 127 keeps the offset).
   selectExpression(knex, column) {
-    if (column.type === "datetimeoffset") return knex.raw("convert(varchar(40), ??, 127) as ??", [column.name, column.name]);
-    if (WALL_CLOCK_TYPES.has(column.type)) return knex.raw("convert(varchar(40), ??, 126) as ??", [column.name, column.name]);
+    if (column.type === "datetimeoffset")
+      return knex.raw("convert(varchar(40), ??, 127) as ??", [column.name, column.name]);
+    if (WALL_CLOCK_TYPES.has(column.type))
+      return knex.raw("convert(varchar(40), ??, 126) as ??", [column.name, column.name]);
     return null;
   },
 
   fromDb(column, value) {
     if (typeof value !== "string") return value;
-    if (column.type === "datetimeoffset" || WALL_CLOCK_TYPES.has(column.type)) return isoTimestamp(value);
+    if (column.type === "datetimeoffset" || WALL_CLOCK_TYPES.has(column.type))
+      return isoTimestamp(value);
     return value;
   },
 
   toDbValue(column, value) {
     if (value === null || Buffer.isBuffer(value)) return value;
-    if (typeof value === "string" && WALL_CLOCK_TYPES.has(column.type)) return utcWallClock(value) ?? value;
+    if (typeof value === "string" && WALL_CLOCK_TYPES.has(column.type))
+      return utcWallClock(value) ?? value;
     if (Array.isArray(value) || isPlainObject(value)) return JSON.stringify(value);
     return value;
   },
@@ -89,7 +99,8 @@ export const mssqlDialect: Dialect = {
       ...chunk.key,
     ] as never[])) as Array<Record<string, unknown>>;
     const written = new Map<string, string>();
-    for (const row of result) written.set(keyText(chunk.key.map((k) => row[k])), String(row.__tributary_action));
+    for (const row of result)
+      written.set(keyText(chunk.key.map((k) => row[k])), String(row.__tributary_action));
     const indexes = keyIndexes(chunk);
     return chunk.rows.map((row) => {
       const action = written.get(keyText(indexes.map((i) => row[i])));
@@ -101,24 +112,34 @@ export const mssqlDialect: Dialect = {
   isTransient(err) {
     // 1205 deadlock victim, 1222 lock request timeout.
     const number = (err as { number?: number })?.number;
-    return number === 1205 || number === 1222 || isDroppedConnection(err) || (err as { code?: string })?.code === "ESOCKET";
+    return (
+      number === 1205 ||
+      number === 1222 ||
+      isDroppedConnection(err) ||
+      (err as { code?: string })?.code === "ESOCKET"
+    );
   },
 
   classifyError(err) {
     const e = err as { code?: string; message?: string };
     const message = e?.message ?? String(err);
     if (e?.code === "ELOGIN") {
-      if (/Cannot open database/i.test(message)) return { code: "database-not-found", detail: message };
+      if (/Cannot open database/i.test(message))
+        return { code: "database-not-found", detail: message };
       return { code: "auth-failed", detail: message };
     }
     if (e?.code === "ESOCKET" || e?.code === "ETIMEOUT") {
       // tedious tries each address in turn and reports "Could not connect (sequence)"
       // when all refused.
-      if (/ECONNREFUSED|Could not connect/.test(message)) return { code: "refused", detail: message };
-      if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message)) return { code: "host-not-found", detail: message };
-      if (e.code === "ETIMEOUT" || /ETIMEDOUT/.test(message)) return { code: "timeout", detail: message };
+      if (/ECONNREFUSED|Could not connect/.test(message))
+        return { code: "refused", detail: message };
+      if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message))
+        return { code: "host-not-found", detail: message };
+      if (e.code === "ETIMEOUT" || /ETIMEDOUT/.test(message))
+        return { code: "timeout", detail: message };
     }
-    if (/Cannot find module 'tedious'/.test(message)) return { code: "driver-missing", detail: message };
+    if (/Cannot find module 'tedious'/.test(message))
+      return { code: "driver-missing", detail: message };
     return classifyNetworkError(err);
   },
 };

@@ -58,14 +58,22 @@ export const mysqlDialect: Dialect = {
       } as unknown as Knex.MySql2ConnectionConfig,
       pool: {
         ...poolOptions(s),
-        afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+        afterCreate(
+          conn: { query(sql: string, cb: (err: Error | null) => void): void },
+          done: (err: Error | null, conn: unknown) => void,
+        ) {
           conn.query("set time_zone = '+00:00'", (err) => {
             if (err || !s.statementTimeoutMs) return done(err, conn);
             // MariaDB names it max_statement_time (seconds); MySQL max_execution_time (ms, SELECT only).
-            conn.query(`set session max_statement_time = ${s.statementTimeoutMs / 1000}`, (mariaErr) => {
-              if (!mariaErr) return done(null, conn);
-              conn.query(`set session max_execution_time = ${s.statementTimeoutMs}`, (mysqlErr) => done(mysqlErr, conn));
-            });
+            conn.query(
+              `set session max_statement_time = ${s.statementTimeoutMs / 1000}`,
+              (mariaErr) => {
+                if (!mariaErr) return done(null, conn);
+                conn.query(`set session max_execution_time = ${s.statementTimeoutMs}`, (mysqlErr) =>
+                  done(mysqlErr, conn),
+                );
+              },
+            );
           });
         },
       },
@@ -77,7 +85,8 @@ export const mysqlDialect: Dialect = {
 
   toDbValue(column, value) {
     if (value === null || Buffer.isBuffer(value)) return value;
-    if (typeof value === "string" && TIMESTAMP_TYPES.has(column.type)) return utcWallClock(value) ?? value;
+    if (typeof value === "string" && TIMESTAMP_TYPES.has(column.type))
+      return utcWallClock(value) ?? value;
     if (Array.isArray(value) || isPlainObject(value)) return JSON.stringify(value);
     return value;
   },
@@ -95,12 +104,17 @@ export const mysqlDialect: Dialect = {
       [chunk.table, ...chunk.columns, ...bindings, ...updateBindings] as never[],
     );
     const indexes = keyIndexes(chunk);
-    return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+    return chunk.rows.map((row) =>
+      existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert",
+    );
   },
 
   isTransient(err) {
     const code = (err as { code?: string })?.code ?? "";
-    return ["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_QUERY_INTERRUPTED"].includes(code) || isDroppedConnection(err);
+    return (
+      ["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_QUERY_INTERRUPTED"].includes(code) ||
+      isDroppedConnection(err)
+    );
   },
 
   classifyError(err) {
@@ -110,7 +124,8 @@ export const mysqlDialect: Dialect = {
       return { code: "auth-failed", detail: message };
     }
     if (code === "ER_BAD_DB_ERROR") return { code: "database-not-found", detail: message };
-    if (code === "HANDSHAKE_NO_SSL_SUPPORT" || code === "HANDSHAKE_SSL_ERROR") return { code: "ssl", detail: message };
+    if (code === "HANDSHAKE_NO_SSL_SUPPORT" || code === "HANDSHAKE_SSL_ERROR")
+      return { code: "ssl", detail: message };
     return classifyNetworkError(err);
   },
 };

@@ -43,7 +43,10 @@ export function compileNamedParams(sql: string): CompiledQuery {
       i += 1 + match[0].length;
     } else if (c === "?") {
       // A literal ? would shift every binding after it.
-      throw new TributaryError("config", "the query contains \"?\": use named parameters like :name instead");
+      throw new TributaryError(
+        "config",
+        'the query contains "?": use named parameters like :name instead',
+      );
     } else {
       out += c;
       i += 1;
@@ -68,13 +71,20 @@ function closingQuote(sql: string, start: number, quote: string): number {
 }
 
 /** The bindings for a compiled query; a missing or mistyped value is an error naming it. */
-export function bindNamedParams(query: CompiledQuery, values: Record<string, unknown>): ParamValue[] {
+export function bindNamedParams(
+  query: CompiledQuery,
+  values: Record<string, unknown>,
+): ParamValue[] {
   return query.names.map((name) => {
     if (!(name in values)) {
-      throw new TributaryError("input", `the query uses :${name} but no value was given: set msg.params.${name}`);
+      throw new TributaryError(
+        "input",
+        `the query uses :${name} but no value was given: set msg.params.${name}`,
+      );
     }
     const value = values[name];
-    if (value === null || ["string", "number", "boolean"].includes(typeof value)) return value as ParamValue;
+    if (value === null || ["string", "number", "boolean"].includes(typeof value))
+      return value as ParamValue;
     throw new TributaryError(
       "input",
       `parameter :${name} is ${Array.isArray(value) ? "an array" : typeof value}: give a string, number, boolean or null`,

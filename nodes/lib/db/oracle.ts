@@ -1,7 +1,13 @@
 /** Oracle through node-oracledb in thin mode (no Instant Client). */
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject } from "./values";
-import { classifyNetworkError, columnsFromKnex, isDroppedConnection, poolOptions, type Dialect } from "./dialect";
+import {
+  classifyNetworkError,
+  columnsFromKnex,
+  isDroppedConnection,
+  poolOptions,
+  type Dialect,
+} from "./dialect";
 import { existingKeys, keyIndexes, keyText } from "./sql";
 
 // ISO 8601 text for every timestamp read, in UTC, with all nine fractional digits.
@@ -19,7 +25,7 @@ export const oracleDialect: Dialect = {
   maxParameters: 65_535,
   rowValues: false,
   maxRows: 1_000,
-  versionSql: "select banner as \"version\" from v$version where rownum = 1",
+  versionSql: 'select banner as "version" from v$version where rownum = 1',
 
   knexConfig(s) {
     return {
@@ -35,8 +41,14 @@ export const oracleDialect: Dialect = {
       } as unknown as Knex.OracleDbConnectionConfig,
       pool: {
         ...poolOptions(s),
-        afterCreate(conn: { execute(sql: string): Promise<unknown> }, done: (err: Error | null, conn: unknown) => void) {
-          Promise.all(ORACLE_SESSION.map((sql) => conn.execute(sql))).then(() => done(null, conn), (err: Error) => done(err, conn));
+        afterCreate(
+          conn: { execute(sql: string): Promise<unknown> },
+          done: (err: Error | null, conn: unknown) => void,
+        ) {
+          Promise.all(ORACLE_SESSION.map((sql) => conn.execute(sql))).then(
+            () => done(null, conn),
+            (err: Error) => done(err, conn),
+          );
         },
       },
       acquireConnectionTimeout: s.connectTimeoutMs,
@@ -63,7 +75,9 @@ export const oracleDialect: Dialect = {
     const others = chunk.columns.filter((c) => !chunk.key.includes(c));
     const select = `select ${chunk.columns.map(() => "? as ??").join(", ")} from dual`;
     const source = new Array<string>(chunk.rows.length).fill(select).join(" union all ");
-    const sourceBindings = chunk.rows.flatMap((row) => row.flatMap((value, i) => [value, chunk.columns[i]]));
+    const sourceBindings = chunk.rows.flatMap((row) =>
+      row.flatMap((value, i) => [value, chunk.columns[i]]),
+    );
     const matched = others.length
       ? `when matched then update set ${others.map(() => "t.?? = s.??").join(", ")} `
       : "";
@@ -82,20 +96,27 @@ export const oracleDialect: Dialect = {
       ] as never[],
     );
     const indexes = keyIndexes(chunk);
-    return chunk.rows.map((row) => (existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert"));
+    return chunk.rows.map((row) =>
+      existing.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert",
+    );
   },
 
   isTransient(err) {
     // ORA-00060 deadlock, ORA-08177 serialization, ORA-03113/03114 lost connection.
-    return /ORA-00060|ORA-08177|ORA-03113|ORA-03114|NJS-500/.test((err as Error)?.message ?? "") || isDroppedConnection(err);
+    return (
+      /ORA-00060|ORA-08177|ORA-03113|ORA-03114|NJS-500/.test((err as Error)?.message ?? "") ||
+      isDroppedConnection(err)
+    );
   },
 
   classifyError(err) {
     const message = (err as Error)?.message ?? String(err);
     if (/ORA-01017/.test(message)) return { code: "auth-failed", detail: message };
-    if (/ORA-12514|NJS-518|ORA-12505/.test(message)) return { code: "database-not-found", detail: message };
+    if (/ORA-12514|NJS-518|ORA-12505/.test(message))
+      return { code: "database-not-found", detail: message };
     if (/ECONNREFUSED|NJS-503/.test(message)) return { code: "refused", detail: message };
-    if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message)) return { code: "host-not-found", detail: message };
+    if (/ENOTFOUND|EAI_AGAIN|getaddrinfo/.test(message))
+      return { code: "host-not-found", detail: message };
     if (/NJS-510|ETIMEDOUT|timed out/i.test(message)) return { code: "timeout", detail: message };
     return classifyNetworkError(err);
   },

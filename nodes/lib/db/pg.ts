@@ -125,8 +125,12 @@ export const pgDialect: Dialect = {
   isTransient(err) {
     const code = (err as { code?: string })?.code ?? "";
     // 40001 serialization failure, 40P01 deadlock, 57P01 admin shutdown, 08xxx connection exceptions.
-    return ["40001", "40P01", "55P03", "57P01"].includes(code) || code.startsWith("08") || isDroppedConnection(err) ||
-      /Connection terminated unexpectedly/.test((err as Error)?.message ?? "");
+    return (
+      ["40001", "40P01", "55P03", "57P01"].includes(code) ||
+      code.startsWith("08") ||
+      isDroppedConnection(err) ||
+      /Connection terminated unexpectedly/.test((err as Error)?.message ?? "")
+    );
   },
 
   classifyError(err) {

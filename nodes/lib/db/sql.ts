@@ -39,7 +39,9 @@ export async function existingKeys(
   const keys = chunk.rows.map((row) => indexes.map((i) => row[i]));
   let rows: Array<Record<string, unknown>>;
   if (chunk.key.length === 1) {
-    rows = await trx(chunk.table).select(chunk.key).whereIn(chunk.key[0], keys.map((k) => k[0]) as never[]);
+    rows = await trx(chunk.table)
+      .select(chunk.key)
+      .whereIn(chunk.key[0], keys.map((k) => k[0]) as never[]);
   } else if (rowValues) {
     const tuple = `(${placeholders(chunk.key.length)})`;
     rows = await trx(chunk.table)
@@ -53,7 +55,9 @@ export async function existingKeys(
       .select(chunk.key)
       .where((qb) => {
         for (const key of keys) {
-          qb.orWhere((inner) => chunk.key.forEach((column, i) => inner.where(column, key[i] as never)));
+          qb.orWhere((inner) =>
+            chunk.key.forEach((column, i) => inner.where(column, key[i] as never)),
+          );
         }
       });
   }

@@ -20,7 +20,10 @@ export const sqliteDialect: Dialect = {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { pragma(sql: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        afterCreate(
+          conn: { pragma(sql: string): unknown },
+          done: (err: Error | null, conn: unknown) => void,
+        ) {
           conn.pragma("busy_timeout = 5000");
           done(null, conn);
         },
@@ -52,7 +55,14 @@ export const sqliteDialect: Dialect = {
     const result = (await trx.raw(
       `insert into ?? (${identifierList(chunk.columns.length)}) values ${values} ` +
         `on conflict (${keyList}) ${action} returning ${keyList}`,
-      [chunk.table, ...chunk.columns, ...bindings, ...chunk.key, ...actionBindings, ...chunk.key] as never[],
+      [
+        chunk.table,
+        ...chunk.columns,
+        ...bindings,
+        ...chunk.key,
+        ...actionBindings,
+        ...chunk.key,
+      ] as never[],
     )) as Array<Record<string, unknown>>;
     const written = new Set(result.map((row) => keyText(chunk.key.map((k) => row[k]))));
     const indexes = keyIndexes(chunk);

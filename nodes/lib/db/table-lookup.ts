@@ -17,17 +17,22 @@ export async function lookupByKeys(
   const rows = new Map<string, SyncRecord>();
   const fields = new Set(info.columns.map((c) => c.name));
   const { dialect } = connection;
-  const perQuery = Math.max(1, Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? 1000));
+  const perQuery = Math.max(
+    1,
+    Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? 1000),
+  );
   for (let start = 0; start < records.length; start += perQuery) {
     const slice = records.slice(start, start + perQuery);
     const query = connection.knex()(table).select(connection.selectList(info.columns));
     const byName = new Map(info.columns.map((c) => [c.name, c]));
-    const bind = (column: string, record: SyncRecord) => dialect.toDbValue(byName.get(column)!, record[column] ?? null);
+    const bind = (column: string, record: SyncRecord) =>
+      dialect.toDbValue(byName.get(column)!, record[column] ?? null);
     if (keyColumns.length === 1) {
       query.whereIn(keyColumns[0], slice.map((r) => bind(keyColumns[0], r)) as never[]);
     } else {
       query.where((qb) => {
-        for (const r of slice) qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, bind(k, r) as never)));
+        for (const r of slice)
+          qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, bind(k, r) as never)));
       });
     }
     let found: SyncRecord[];

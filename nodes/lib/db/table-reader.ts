@@ -85,7 +85,10 @@ export class TableReader implements StreamReader {
   async open(mode: SyncMode): Promise<string[]> {
     this.mode = mode;
     if (mode === "incremental" && !this.options.cursorColumn) {
-      throw new TributaryError("config", "incremental mode needs a cursor column: set one (e.g. updated_at) or use full mode");
+      throw new TributaryError(
+        "config",
+        "incremental mode needs a cursor column: set one (e.g. updated_at) or use full mode",
+      );
     }
     this.cursorField = mode === "incremental" ? this.options.cursorColumn : null;
     this.upperBound = null;
@@ -96,8 +99,10 @@ export class TableReader implements StreamReader {
     this.connection.forget(this.options.table);
     const info = await this.connection.describe(this.options.table);
     requireColumns(info, this.keyFields, "key column", this.connection.label);
-    if (this.cursorField) requireColumns(info, [this.cursorField], "cursor column", this.connection.label);
-    if (this.deletedField) requireColumns(info, [this.deletedField], "deleted column", this.connection.label);
+    if (this.cursorField)
+      requireColumns(info, [this.cursorField], "cursor column", this.connection.label);
+    if (this.deletedField)
+      requireColumns(info, [this.deletedField], "deleted column", this.connection.label);
     this.columns = new Map(info.columns.map((c) => [c.name, c]));
     this.upperBound = null;
     if (!this.cursorField) return [];
@@ -105,10 +110,17 @@ export class TableReader implements StreamReader {
     try {
       const cursorType = this.columns.get(this.cursorField)!.type;
       const { dialect } = this.connection;
-      if (dialect.oldestOpenTransaction && /timestamp/.test(cursorType) && !/without time zone/.test(cursorType)) {
+      if (
+        dialect.oldestOpenTransaction &&
+        /timestamp/.test(cursorType) &&
+        !/without time zone/.test(cursorType)
+      ) {
         this.upperBound = await dialect.oldestOpenTransaction(this.connection.knex());
       }
-      const nulls = await this.connection.knex()(this.options.table).whereNull(this.cursorField).count({ n: "*" });
+      const nulls = await this.connection
+        .knex()(this.options.table)
+        .whereNull(this.cursorField)
+        .count({ n: "*" });
       const n = Number((nulls[0] as { n: unknown }).n);
       if (n > 0) {
         warnings.push(
@@ -128,9 +140,13 @@ export class TableReader implements StreamReader {
     if (!watermark || lookback <= 0 || watermark.cursor === null) return watermark;
     const cursor = watermark.cursor;
     if (typeof cursor === "number") return { cursor: cursor - lookback, key: [] };
-    if (typeof cursor === "string" && /^-?\d+$/.test(cursor)) return { cursor: String(BigInt(cursor) - BigInt(Math.round(lookback))), key: [] };
+    if (typeof cursor === "string" && /^-?\d+$/.test(cursor))
+      return { cursor: String(BigInt(cursor) - BigInt(Math.round(lookback))), key: [] };
     const type = this.columns.get(this.cursorField ?? "")?.type ?? "";
-    const earlier = typeof cursor === "string" && TIMESTAMP_TYPES.test(type) ? isoMinusSeconds(cursor, lookback) : null;
+    const earlier =
+      typeof cursor === "string" && TIMESTAMP_TYPES.test(type)
+        ? isoMinusSeconds(cursor, lookback)
+        : null;
     return earlier === null ? watermark : { cursor: earlier, key: [] };
   }
 
@@ -153,7 +169,10 @@ export class TableReader implements StreamReader {
     try {
       return this.connection.lossless([...this.columns.values()], (await query) as SyncRecord[]);
     } catch (err) {
-      throw this.connection.explain(err, this.compiled ? "running the custom query" : `reading table "${this.options.table}"`);
+      throw this.connection.explain(
+        err,
+        this.compiled ? "running the custom query" : `reading table "${this.options.table}"`,
+      );
     }
   }
 
@@ -173,12 +192,16 @@ export class TableReader implements StreamReader {
   private bind(field: string, value: Value): unknown {
     const column =
       this.columns.get(field) ??
-      (typeof value === "string" && ISO_TIMESTAMP.test(value) ? { name: field, type: "timestamp", nullable: true } : null);
+      (typeof value === "string" && ISO_TIMESTAMP.test(value)
+        ? { name: field, type: "timestamp", nullable: true }
+        : null);
     return column ? this.connection.dialect.toDbValue(column, value) : value;
   }
 
   private orderFields(): string[] {
-    return this.cursorField && this.mode === "incremental" ? [this.cursorField, ...this.keyFields] : this.keyFields;
+    return this.cursorField && this.mode === "incremental"
+      ? [this.cursorField, ...this.keyFields]
+      : this.keyFields;
   }
 
   private boundValues(fields: string[], after: WatermarkPosition): unknown[] {

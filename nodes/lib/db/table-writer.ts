@@ -57,7 +57,9 @@ export class TableWriter {
     const only = this.options.columns ?? [];
     requireColumns(info, only, "column", this.connection.label);
     const wanted = new Set([...only, ...this.options.keyColumns]);
-    return new Map(info.columns.filter((c) => only.length === 0 || wanted.has(c.name)).map((c) => [c.name, c]));
+    return new Map(
+      info.columns.filter((c) => only.length === 0 || wanted.has(c.name)).map((c) => [c.name, c]),
+    );
   }
 
   async write(records: SyncRecord[], dryRun = false, deletedField?: string): Promise<WriteResult> {
@@ -123,19 +125,26 @@ export class TableWriter {
       const middle = Math.ceil(records.length / 2);
       const first = await this.writeIsolating(records.slice(0, middle), columns);
       const second = await this.writeIsolating(records.slice(middle), columns);
-      return { outcomes: [...first.outcomes, ...second.outcomes], failed: [...first.failed, ...second.failed] };
+      return {
+        outcomes: [...first.outcomes, ...second.outcomes],
+        failed: [...first.failed, ...second.failed],
+      };
     }
   }
 
   /** Deadlocks, serialization failures and dropped connections are retried with
    *  jittered backoff; the transaction rolled back, so a retry never writes twice. */
-  private async writeWithRetry(records: SyncRecord[], columns: Map<string, ColumnInfo>): Promise<Outcome[]> {
+  private async writeWithRetry(
+    records: SyncRecord[],
+    columns: Map<string, ColumnInfo>,
+  ): Promise<Outcome[]> {
     const groups = groupByFields(records, columns);
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.connection.knex().transaction(async (trx) => {
           const outcomes: Outcome[] = [];
-          for (const group of groups) outcomes.push(...(await this.writeGroup(trx, group.fields, group.records, columns)));
+          for (const group of groups)
+            outcomes.push(...(await this.writeGroup(trx, group.fields, group.records, columns)));
           return outcomes;
         });
       } catch (err) {
@@ -152,14 +161,18 @@ export class TableWriter {
     const outcomes = records.map((r): Outcome => ({ key: keyOf(r, keyColumns), action: "delete" }));
     if (dryRun) return outcomes;
     const { dialect } = this.connection;
-    const perStatement = Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? Infinity);
+    const perStatement = Math.min(
+      Math.floor(dialect.maxParameters / keyColumns.length),
+      dialect.maxRows ?? Infinity,
+    );
     try {
       await this.connection.knex().transaction(async (trx) => {
         for (let start = 0; start < records.length; start += perStatement) {
           const slice = records.slice(start, start + perStatement);
           await trx(table)
             .where((qb) => {
-              for (const r of slice) qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, r[k] as never)));
+              for (const r of slice)
+                qb.orWhere((inner) => keyColumns.forEach((k) => inner.where(k, r[k] as never)));
             })
             .delete();
         }
@@ -174,20 +187,36 @@ export class TableWriter {
   private async wouldWrite(records: SyncRecord[]): Promise<Outcome[]> {
     const { keyColumns, table } = this.options;
     const { dialect } = this.connection;
-    const perQuery = Math.min(Math.floor(dialect.maxParameters / keyColumns.length), dialect.maxRows ?? Infinity);
+    const perQuery = Math.min(
+      Math.floor(dialect.maxParameters / keyColumns.length),
+      dialect.maxRows ?? Infinity,
+    );
     const outcomes: Outcome[] = [];
     for (let start = 0; start < records.length; start += perQuery) {
       const slice = records.slice(start, start + perQuery);
       const rows = slice.map((r) => keyColumns.map((k) => r[k]));
       let existing: Set<string>;
       try {
-        existing = await existingKeys(this.connection.knex(), { table, columns: keyColumns, key: keyColumns, rows }, dialect.rowValues);
+        existing = await existingKeys(
+          this.connection.knex(),
+          { table, columns: keyColumns, key: keyColumns, rows },
+          dialect.rowValues,
+        );
       } catch (err) {
         throw this.connection.explain(err, `reading table "${table}"`);
       }
       for (const [i, r] of slice.entries()) {
         const exists = existing.has(keyText(rows[i]));
-        const action: OutcomeAction = this.options.mode === "insert" ? (exists ? "failed" : "insert") : exists ? "update" : this.options.mode === "update" ? "skipped" : "insert";
+        const action: OutcomeAction =
+          this.options.mode === "insert"
+            ? exists
+              ? "failed"
+              : "insert"
+            : exists
+              ? "update"
+              : this.options.mode === "update"
+                ? "skipped"
+                : "insert";
         outcomes.push({ key: keyOf(r, keyColumns), action });
       }
     }
@@ -202,7 +231,10 @@ export class TableWriter {
   ): Promise<Outcome[]> {
     const { dialect } = this.connection;
     const infos = fields.map((f) => columns.get(f)!);
-    const perStatement = Math.max(1, Math.min(Math.floor(dialect.maxParameters / fields.length), dialect.maxRows ?? Infinity));
+    const perStatement = Math.max(
+      1,
+      Math.min(Math.floor(dialect.maxParameters / fields.length), dialect.maxRows ?? Infinity),
+    );
     const outcomes: Outcome[] = [];
     for (let start = 0; start < records.length; start += perStatement) {
       const slice = records.slice(start, start + perStatement);
@@ -213,32 +245,52 @@ export class TableWriter {
         rows: slice.map((r) => infos.map((info) => dialect.toDbValue(info, r[info.name] as Value))),
       };
       const actions = await this.writeChunk(trx, chunk, slice);
-      slice.forEach((r, i) => outcomes.push({ key: keyOf(r, this.options.keyColumns), action: actions[i] }));
+      slice.forEach((r, i) =>
+        outcomes.push({ key: keyOf(r, this.options.keyColumns), action: actions[i] }),
+      );
     }
     return outcomes;
   }
 
-  private async writeChunk(trx: Knex.Transaction, chunk: WriteChunk, records: SyncRecord[]): Promise<OutcomeAction[]> {
+  private async writeChunk(
+    trx: Knex.Transaction,
+    chunk: WriteChunk,
+    records: SyncRecord[],
+  ): Promise<OutcomeAction[]> {
     switch (this.options.mode) {
       case "upsert":
         return this.connection.dialect.upsertChunk(trx, chunk);
       case "insert": {
-        await trx(chunk.table).insert(chunk.rows.map((row) => Object.fromEntries(chunk.columns.map((c, i) => [c, row[i]]))));
+        await trx(chunk.table).insert(
+          chunk.rows.map((row) => Object.fromEntries(chunk.columns.map((c, i) => [c, row[i]]))),
+        );
         return records.map(() => "insert");
       }
       case "update": {
         const actions: OutcomeAction[] = [];
         const keyIdx = chunk.key.map((k) => chunk.columns.indexOf(k));
         for (const row of chunk.rows) {
-          const set = Object.fromEntries(chunk.columns.map((c, i) => [c, row[i]]).filter(([c]) => !chunk.key.includes(c as string)));
+          const set = Object.fromEntries(
+            chunk.columns
+              .map((c, i) => [c, row[i]])
+              .filter(([c]) => !chunk.key.includes(c as string)),
+          );
           const where = Object.fromEntries(chunk.key.map((k, i) => [k, row[keyIdx[i]]]));
-          const changed = Object.keys(set).length ? await trx(chunk.table).where(where).update(set) : await trx(chunk.table).where(where).count({ n: "*" }).then((r) => Number((r[0] as { n: unknown }).n));
+          const changed = Object.keys(set).length
+            ? await trx(chunk.table).where(where).update(set)
+            : await trx(chunk.table)
+                .where(where)
+                .count({ n: "*" })
+                .then((r) => Number((r[0] as { n: unknown }).n));
           actions.push(Number(changed) > 0 ? "update" : "skipped");
         }
         return actions;
       }
       default:
-        throw new TributaryError("config", `mode "${String(this.options.mode)}" is not supported: choose insert, update or upsert`);
+        throw new TributaryError(
+          "config",
+          `mode "${String(this.options.mode)}" is not supported: choose insert, update or upsert`,
+        );
     }
   }
 }
@@ -248,7 +300,10 @@ function keyOf(record: SyncRecord, keyColumns: string[]): Value[] {
 }
 
 /** Records with the same fields share statements; a missing field is never written as NULL. */
-function groupByFields(records: SyncRecord[], columns: Map<string, ColumnInfo>): Array<{ fields: string[]; records: SyncRecord[] }> {
+function groupByFields(
+  records: SyncRecord[],
+  columns: Map<string, ColumnInfo>,
+): Array<{ fields: string[]; records: SyncRecord[] }> {
   const groups = new Map<string, { fields: string[]; records: SyncRecord[] }>();
   for (const record of records) {
     const fields = Object.keys(record).filter((f) => columns.has(f) && record[f] !== undefined);

@@ -60,7 +60,12 @@ export function utcWallClock(text: string): string | null {
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Buffer.isBuffer(value) && !(value instanceof Date);
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    !Buffer.isBuffer(value) &&
+    !(value instanceof Date)
+  );
 }
 
 /**
