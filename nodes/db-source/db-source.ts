@@ -12,6 +12,10 @@ import { emptyCounts, type RunSummary, type SyncMode } from "../lib/types";
 
 const MODES = ["full", "incremental"] as const;
 
+interface RunOptions extends TriggerOptions {
+  fromInput?: boolean;
+}
+
 interface SourceSettings {
   table: string;
   query: string;
@@ -74,6 +78,7 @@ export = function register(RED: NodeRedApi): void {
           "config",
           "connection is not set: choose a tributary-db-connection",
         );
+      connectionNode.connection(); // a broken connection shows on this node at deploy too
       settings = readSettings(def);
     } catch (err) {
       configError = err as Error;
@@ -83,7 +88,7 @@ export = function register(RED: NodeRedApi): void {
     let current: Run | null = null;
 
     async function startRun(
-      options: TriggerOptions = {},
+      options: RunOptions = {},
       onRegistered?: (runId: string) => void,
     ): Promise<RunSummary> {
       if (configError || !settings || !connectionNode)
@@ -121,12 +126,13 @@ export = function register(RED: NodeRedApi): void {
           }),
       });
       current = null;
-      showSummary(summary);
+      showSummary(summary, options.fromInput === true);
       node.send([null, { topic: "tributary/run", payload: summary }]);
       return summary;
     }
 
-    function showSummary(summary: RunSummary): void {
+    // From an input message, done(err) logs the failure (and reaches Catch nodes).
+    function showSummary(summary: RunSummary, fromInput: boolean): void {
       const seconds = summary.finishedAt
         ? (Date.parse(summary.finishedAt) - Date.parse(summary.startedAt)) / 1000
         : 0;
@@ -139,7 +145,7 @@ export = function register(RED: NodeRedApi): void {
           text: "skipped: a run is already under way",
         });
       } else if (summary.status === "failed") {
-        node.error(`run ${summary.runId} failed: ${summary.error}`);
+        if (!fromInput) node.error(`run ${summary.runId} failed: ${summary.error}`);
         status.final(errorStatus(`failed: ${summary.error}`));
       } else {
         const written = summary.counts.insert + summary.counts.update;
@@ -151,7 +157,7 @@ export = function register(RED: NodeRedApi): void {
       }
     }
 
-    function failedToStart(err: Error): RunSummary {
+    function failedToStart(err: Error, fromInput = false): RunSummary {
       const now = new Date().toISOString();
       const summary: RunSummary = {
         runId: "",
@@ -165,12 +171,13 @@ export = function register(RED: NodeRedApi): void {
         error: err.message,
       };
       status.final(errorStatus(err.message));
-      node.error(err.message);
+      if (!fromInput) node.error(err.message);
       node.send([null, { topic: "tributary/run", payload: summary }]);
       return summary;
     }
 
-    const trigger = (options?: TriggerOptions) => startRun(options).catch(failedToStart);
+    const trigger = (options: RunOptions = {}) =>
+      startRun(options).catch((err: Error) => failedToStart(err, options.fromInput));
     const start = (options?: TriggerOptions) =>
       new Promise<{ runId: string; finished: Promise<RunSummary> }>((resolve) => {
         const finished: Promise<RunSummary> = startRun(options, (runId) =>
@@ -196,7 +203,7 @@ export = function register(RED: NodeRedApi): void {
         msg.params && typeof msg.params === "object"
           ? (msg.params as Record<string, unknown>)
           : undefined;
-      trigger({ mode, params }).then(
+      trigger({ mode, params, fromInput: true }).then(
         (summary) => done(summary.status === "failed" ? new Error(summary.error) : undefined),
         (err: Error) => done(err),
       );

@@ -121,6 +121,8 @@ export class Run<P = unknown> {
 
   private timedOut(batch: number): void {
     if (!this.inFlight.has(batch)) return;
+    // Lost: a late settle is ignored, and the run must not wait for it again.
+    this.inFlight.delete(batch);
     const seconds = Math.round(this.info.settleTimeoutMs / 1000);
     this.fail(
       new RunFailedError(

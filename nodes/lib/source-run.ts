@@ -65,8 +65,8 @@ export async function runSource(options: SourceRunOptions): Promise<RunSummary> 
   options.onStart?.(run);
   const saving = trackWatermark(run, options);
   run.onProgress = () => options.onProgress?.(run);
-  await store.saveRun(toSummary(run, options, null));
   try {
+    await store.saveRun(toSummary(run, options, null));
     await readAll(run, options);
     await run.waitAllSettled();
   } catch (err) {

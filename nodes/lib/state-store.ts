@@ -407,14 +407,12 @@ export class StateStore {
 
   /** Records an analyst's decision; returns false when the item is not open. */
   async resolveReview(id: number, resolution: ReviewResolution, by: string): Promise<boolean> {
-    const changed = await this.knex("tributary_review")
-      .where({ id, status: "open" })
-      .update({
-        status: "resolved",
-        resolution,
-        resolved_by: by,
-        resolved_at: new Date().toISOString(),
-      });
+    const changed = await this.knex("tributary_review").where({ id, status: "open" }).update({
+      status: "resolved",
+      resolution,
+      resolved_by: by,
+      resolved_at: new Date().toISOString(),
+    });
     return changed > 0;
   }
 

@@ -6,39 +6,77 @@ import { ORACLE_SESSION, oracleDialect } from "../../nodes/lib/db/oracle";
 describe("lossless reads where the driver would round", () => {
   it("SQL Server: datetime2 and datetimeoffset are selected as ISO 8601 text", () => {
     const knex = knexFactory({ client: "mssql" });
-    const wall = mssqlDialect.selectExpression!(knex, { name: "updated_at", type: "datetime2", nullable: true })!;
-    const zoned = mssqlDialect.selectExpression!(knex, { name: "seen", type: "datetimeoffset", nullable: true })!;
+    const wall = mssqlDialect.selectExpression!(knex, {
+      name: "updated_at",
+      type: "datetime2",
+      nullable: true,
+    })!;
+    const zoned = mssqlDialect.selectExpression!(knex, {
+      name: "seen",
+      type: "datetimeoffset",
+      nullable: true,
+    })!;
     const sql = knex.select([wall, zoned, "id"]).from("orders").toSQL().sql;
     assert.equal(
       sql,
       "select convert(varchar(40), [updated_at], 126) as [updated_at], convert(varchar(40), [seen], 127) as [seen], [id] from [orders]",
     );
-    assert.equal(mssqlDialect.selectExpression!(knex, { name: "n", type: "int", nullable: true }), null);
+    assert.equal(
+      mssqlDialect.selectExpression!(knex, { name: "n", type: "int", nullable: true }),
+      null,
+    );
   });
 
   it("SQL Server: the text keeps 100 ns precision and gets an offset", () => {
     const column = { name: "t", type: "datetime2", nullable: true };
-    assert.equal(mssqlDialect.fromDb!(column, "2026-05-01T10:00:00.1234567"), "2026-05-01T10:00:00.1234567Z");
+    assert.equal(
+      mssqlDialect.fromDb!(column, "2026-05-01T10:00:00.1234567"),
+      "2026-05-01T10:00:00.1234567Z",
+    );
     const zoned = { name: "t", type: "datetimeoffset", nullable: true };
-    assert.equal(mssqlDialect.fromDb!(zoned, "2026-05-01T10:00:00.1234567Z"), "2026-05-01T10:00:00.1234567Z");
+    assert.equal(
+      mssqlDialect.fromDb!(zoned, "2026-05-01T10:00:00.1234567Z"),
+      "2026-05-01T10:00:00.1234567Z",
+    );
   });
 
   it("SQL Server: binding a watermark converts ISO 8601 to UTC wall-clock text", () => {
     const column = { name: "t", type: "datetime2", nullable: true };
-    assert.equal(mssqlDialect.toDbValue(column, "2026-05-01T12:00:00.123456+02:00"), "2026-05-01 10:00:00.123456");
+    assert.equal(
+      mssqlDialect.toDbValue(column, "2026-05-01T12:00:00.123456+02:00"),
+      "2026-05-01 10:00:00.123456",
+    );
   });
 
   it("Oracle: sessions read timestamps as ISO text in UTC, numbers as text", () => {
     assert.ok(ORACLE_SESSION.includes("alter session set time_zone = '+00:00'"));
-    assert.ok(ORACLE_SESSION.some((sql) => sql.includes("nls_timestamp_tz_format") && sql.includes("FF9TZH:TZM")));
+    assert.ok(
+      ORACLE_SESSION.some(
+        (sql) => sql.includes("nls_timestamp_tz_format") && sql.includes("FF9TZH:TZM"),
+      ),
+    );
     const config = oracleDialect.knexConfig({
-      client: "oracle", host: "db", port: null, database: "ORCLPDB1", filename: "", ssl: null, poolMin: 0, poolMax: 4,
-      poolIdleMs: 30_000, statementTimeoutMs: 0, user: "u", password: "p", connectTimeoutMs: 10_000,
+      client: "oracle",
+      host: "db",
+      port: null,
+      database: "ORCLPDB1",
+      filename: "",
+      ssl: null,
+      poolMin: 0,
+      poolMax: 4,
+      poolIdleMs: 30_000,
+      statementTimeoutMs: 0,
+      user: "u",
+      password: "p",
+      connectTimeoutMs: 10_000,
     });
     const connection = config.connection as { connectString: string; fetchAsString: string[] };
     assert.equal(connection.connectString, "db:1521/ORCLPDB1");
     assert.deepEqual(connection.fetchAsString, ["number", "date", "clob"]);
     const zoned = { name: "t", type: "timestamp(6) with time zone", nullable: true };
-    assert.equal(oracleDialect.fromDb!(zoned, "2026-05-01T10:00:00.123456789+00:00"), "2026-05-01T10:00:00.123456789Z");
+    assert.equal(
+      oracleDialect.fromDb!(zoned, "2026-05-01T10:00:00.123456789+00:00"),
+      "2026-05-01T10:00:00.123456789Z",
+    );
   });
 });
