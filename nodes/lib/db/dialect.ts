@@ -72,6 +72,9 @@ export interface Dialect {
     trx: Knex.Transaction,
     chunk: WriteChunk,
   ): Promise<Array<"insert" | "update" | "unchanged">>;
+  /** A faster path for large upserts (a bulk load into a staging table, then one
+   *  set-based upsert), in its own transaction. Same result as upsertChunk. */
+  bulkUpsert?(knex: Knex, chunk: WriteChunk): Promise<Array<"insert" | "update" | "unchanged">>;
   /** A failure that a retry of the whole transaction may cure: deadlock, serialization
    *  failure, lock timeout, a connection dropped mid-batch. */
   isTransient(err: unknown): boolean;

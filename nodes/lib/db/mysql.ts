@@ -1,4 +1,5 @@
 /** MySQL and MariaDB through mysql2. */
+import { Readable } from "node:stream";
 import type { Knex } from "knex";
 import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
 import {
@@ -28,6 +29,35 @@ function typeCast(field: MysqlField, next: () => unknown): unknown {
 }
 
 const TIMESTAMP_TYPES = new Set(["datetime", "timestamp"]);
+
+interface RawConnection {
+  query(
+    options: string | { sql: string; values?: unknown[]; infileStreamFactory?: () => Readable },
+    cb: (err: Error | null, result?: unknown) => void,
+  ): void;
+}
+
+function rawQuery(
+  conn: RawConnection,
+  sql: string | { sql: string; values?: unknown[]; infileStreamFactory?: () => Readable },
+): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    conn.query(sql, (err, result) => (err ? reject(err) : resolve(result))),
+  );
+}
+
+/** A value in LOAD DATA's default text format: tab-separated, backslash escapes, \N for NULL. */
+function tsvValue(value: unknown): string {
+  if (value === null || value === undefined) return "\\N";
+  const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
+  return text.replace(/[\\\t\n\r\0]/g, (c) =>
+    c === "\t" ? "\\t" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\0" ? "\\0" : "\\\\",
+  );
+}
+
+function quoteId(name: string): string {
+  return `\`${name.replace(/`/g, "``")}\``;
+}
 
 export const mysqlDialect: Dialect = {
   client: "mysql",
@@ -115,6 +145,57 @@ export const mysqlDialect: Dialect = {
       ["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT", "ER_QUERY_INTERRUPTED"].includes(code) ||
       isDroppedConnection(err)
     );
+  },
+
+  async bulkUpsert(knex, chunk) {
+    if (chunk.rows.some((row) => row.some((v) => Buffer.isBuffer(v)))) {
+      throw new Error("bulk path: binary values are written with the statement path");
+    }
+    const table = chunk.table.split(".").map(quoteId).join(".");
+    const stage = quoteId(
+      `tributary_stage_${chunk.table.replace(/[^A-Za-z0-9_]/g, "_")}`.slice(0, 64),
+    );
+    const columns = chunk.columns.map(quoteId).join(", ");
+    const others = chunk.columns.filter((c) => !chunk.key.includes(c));
+    const updates = (others.length ? others : chunk.key.slice(0, 1)).map(
+      (c) => `${quoteId(c)} = values(${quoteId(c)})`,
+    );
+    const keyJoin = chunk.key.map((k) => `t.${quoteId(k)} = s.${quoteId(k)}`).join(" and ");
+    const lines: string[] = [];
+    for (const row of chunk.rows) lines.push(row.map(tsvValue).join("\t"));
+    const data = Buffer.from(lines.join("\n") + "\n", "utf8");
+    const conn = (await knex.client.acquireConnection()) as RawConnection;
+    try {
+      // A temporary table is private to this connection and lives as long as it.
+      await rawQuery(conn, `create temporary table if not exists ${stage} like ${table}`);
+      await rawQuery(conn, `truncate table ${stage}`);
+      await rawQuery(conn, "start transaction");
+      try {
+        await rawQuery(conn, {
+          sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${columns})`,
+          infileStreamFactory: () => Readable.from([data]),
+        });
+        const existing = (await rawQuery(
+          conn,
+          `select ${chunk.key.map((k) => `s.${quoteId(k)}`).join(", ")} from ${stage} s join ${table} t on ${keyJoin}`,
+        )) as Array<Record<string, unknown>>;
+        await rawQuery(
+          conn,
+          `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
+        );
+        await rawQuery(conn, "commit");
+        const seen = new Set(existing.map((row) => keyText(chunk.key.map((k) => row[k]))));
+        const indexes = keyIndexes(chunk);
+        return chunk.rows.map((row) =>
+          seen.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert",
+        );
+      } catch (err) {
+        await rawQuery(conn, "rollback").catch(() => undefined);
+        throw err;
+      }
+    } finally {
+      await knex.client.releaseConnection(conn);
+    }
   },
 
   classifyError(err) {

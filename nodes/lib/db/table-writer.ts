@@ -10,6 +10,8 @@ import { TributaryError } from "./errors";
 import { existingKeys, keyText } from "./sql";
 
 const MAX_ATTEMPTS = 4;
+/** Batches from this size on take the dialect's bulk path, where it has one. */
+const BULK_MIN_ROWS = 500;
 
 function backoffMs(attempt: number): number {
   const base = 100 * 2 ** (attempt - 1);
@@ -139,6 +141,8 @@ export class TableWriter {
     columns: Map<string, ColumnInfo>,
   ): Promise<Outcome[]> {
     const groups = groupByFields(records, columns);
+    const bulk = await this.tryBulk(groups, columns);
+    if (bulk) return bulk;
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await this.connection.knex().transaction(async (trx) => {
@@ -151,6 +155,40 @@ export class TableWriter {
         if (attempt >= MAX_ATTEMPTS || !this.connection.dialect.isTransient(err)) throw err;
         await sleep(backoffMs(attempt));
       }
+    }
+  }
+
+  /**
+   * Large upserts go through the dialect's bulk path (MySQL: LOAD DATA into a staging
+   * table, then one INSERT ... SELECT). Any failure that is not the connection's
+   * falls back to statements, which find the bad rows.
+   */
+  private async tryBulk(
+    groups: Array<{ fields: string[]; records: SyncRecord[] }>,
+    columns: Map<string, ColumnInfo>,
+  ): Promise<Outcome[] | null> {
+    const { dialect } = this.connection;
+    if (!dialect.bulkUpsert || this.options.mode !== "upsert" || groups.length !== 1) return null;
+    const [group] = groups;
+    if (group.records.length < BULK_MIN_ROWS) return null;
+    const infos = group.fields.map((f) => columns.get(f)!);
+    const chunk: WriteChunk = {
+      table: this.options.table,
+      columns: group.fields,
+      key: this.options.keyColumns,
+      rows: group.records.map((r) =>
+        infos.map((info) => dialect.toDbValue(info, r[info.name] as Value)),
+      ),
+    };
+    try {
+      const actions = await dialect.bulkUpsert(this.connection.knex(), chunk);
+      return group.records.map((r, i) => ({
+        key: keyOf(r, this.options.keyColumns),
+        action: actions[i],
+      }));
+    } catch (err) {
+      if (dialect.classifyError(err)) throw err;
+      return null;
     }
   }
 
