@@ -171,10 +171,14 @@ export const mysqlDialect: Dialect = {
       await rawQuery(conn, `truncate table ${stage}`);
       await rawQuery(conn, "start transaction");
       try {
-        await rawQuery(conn, {
+        const loaded = (await rawQuery(conn, {
           sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${columns})`,
           infileStreamFactory: () => Readable.from([data]),
-        });
+        })) as { warningStatus?: number };
+        // LOCAL loads turn data errors into warnings (NULL into NOT NULL becomes '',
+        // long text is cut): any warning means a value changed, so the statement path,
+        // which reports such rows, takes over.
+        if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
         const existing = (await rawQuery(
           conn,
           `select ${chunk.key.map((k) => `s.${quoteId(k)}`).join(", ")} from ${stage} s join ${table} t on ${keyJoin}`,
