@@ -187,6 +187,16 @@ export = function register(RED: NodeRedApi): void {
         finished.then(() => resolve({ runId: "", finished }));
       });
 
+    // Check the table and columns at deploy, so a typo shows before the first run.
+    if (settings && connectionNode && !settings.query) {
+      const check = new TableReader(connectionNode.connection(), settings);
+      check.open(settings.mode).catch((err: Error) => {
+        if (current) return;
+        node.status(errorStatus(err.message));
+        node.error(err.message);
+      });
+    }
+
     sources.register({
       id: node.id,
       type: "tributary-db-source",
