@@ -85,7 +85,11 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
   settings.logging = { console: { level: "warn", metrics: false, audit: false } };
   const red = loadNodeRed();
   red.init(null, settings);
+  // start() resolves before the (empty) initial flows and their credentials have
+  // loaded; deploying before then would have its credentials wiped by that load.
+  const initialFlows = new Promise<void>((resolve) => red.events.once("flows:started", resolve));
   await red.start();
+  await initialFlows;
   let failed = 0;
   try {
     await red.runtime.flows.setFlows({ flows: { flows: flow }, deploymentType: "full" });

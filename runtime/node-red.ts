@@ -14,6 +14,7 @@ export interface EmbeddedRed {
     };
   };
   log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
+  events: { once(event: string, fn: () => void): void };
 }
 
 export function loadNodeRed(): EmbeddedRed {

@@ -17,6 +17,19 @@ export class StartupError extends Error {}
 export function ensureUserDir(dir: string): string {
   const resolved = path.resolve(dir);
   fs.mkdirSync(resolved, { recursive: true });
+  // Node-RED's registry reads the user directory's package.json (its storage module
+  // creates one; a headless run's in-memory storage does not).
+  const pkg = path.join(resolved, "package.json");
+  if (!fs.existsSync(pkg)) {
+    fs.writeFileSync(
+      pkg,
+      JSON.stringify(
+        { name: "tributary-user-dir", description: "Tributary user directory", private: true },
+        null,
+        2,
+      ),
+    );
+  }
   return resolved;
 }
 
