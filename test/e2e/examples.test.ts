@@ -1,0 +1,132 @@
+/**
+ * Every example flow (flows/, offered in Import > Examples) runs against the local
+ * databases as shipped, configured only through environment variables.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import type { Knex } from "knex";
+import {
+  MYSQL_URL,
+  PG_URL,
+  configFromUrl,
+  mysqlKnex,
+  pgKnex,
+  requireServer,
+} from "../support/databases";
+import {
+  createMysqlCustomers,
+  createPgCustomers,
+  mysqlChecksum,
+  pgChecksum,
+} from "../support/customers";
+import { cli, root, tempDir } from "./support";
+
+const flows = path.join(root, "flows");
+
+function example(prefix: string): string {
+  const file = fs.readdirSync(flows).find((f) => f.startsWith(prefix));
+  assert.ok(file, `no example ${prefix}`);
+  return path.join(flows, file);
+}
+
+function run(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, "run", file], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("exit", (code) => resolve({ code, out }));
+  });
+}
+
+describe("example flows", function () {
+  this.timeout(180_000);
+  let pg: Knex;
+  let my: Knex;
+  const p = configFromUrl(PG_URL);
+  const m = configFromUrl(MYSQL_URL);
+  const env: NodeJS.ProcessEnv = {
+    TRIBUTARY_USER_DIR: path.join(tempDir("tributary-examples-"), "user"),
+    PG_HOST: p.host,
+    PG_PORT: p.port,
+    PG_DATABASE: p.database,
+    PG_USER: p.user,
+    PG_PASSWORD: p.password,
+    MYSQL_HOST: m.host,
+    MYSQL_PORT: m.port,
+    MYSQL_DATABASE: m.database,
+    MYSQL_USER: m.user,
+    MYSQL_PASSWORD: m.password,
+  };
+
+  before(async function () {
+    pg = pgKnex();
+    my = mysqlKnex();
+    await requireServer(this, "PostgreSQL", pg);
+    await requireServer(this, "MySQL/MariaDB", my);
+    await createPgCustomers(pg, "customers", 3_000);
+    await createMysqlCustomers(my, "customers");
+  });
+
+  after(async () => {
+    await pg?.destroy();
+    await my?.destroy();
+  });
+
+  it("every example is a flow with a comment node explaining it, and no secret", () => {
+    for (const file of fs.readdirSync(flows)) {
+      const nodes = JSON.parse(fs.readFileSync(path.join(flows, file), "utf8")) as Array<
+        Record<string, unknown>
+      >;
+      const comment = nodes.find((n) => n.type === "comment");
+      assert.ok(comment && String(comment.info).length > 80, `${file} has no explaining comment`);
+      for (const n of nodes.filter((x) => x.type === "tributary-db-connection")) {
+        const creds = n.credentials as Record<string, string>;
+        for (const value of [n.host, n.database, creds.user, creds.password])
+          assert.match(String(value), /^\$\{[A-Z_]+\}$/, file);
+      }
+    }
+  });
+
+  it("01 PostgreSQL → MySQL incremental copies every customer, then only changes", async () => {
+    const first = await run(example("01"), env);
+    assert.equal(first.code, 0, first.out);
+    assert.match(first.out, /customers customers succeeded read=3000 written=3000/);
+    assert.deepEqual(await mysqlChecksum("customers"), await pgChecksum(pg, "customers"));
+    await pg.raw(
+      "update customers set city = 'Porto', updated_at = clock_timestamp() where id <= 30",
+    );
+    const second = await run(example("01"), env);
+    assert.match(second.out, /customers customers succeeded read=30 written=30/);
+    assert.deepEqual(await mysqlChecksum("customers"), await pgChecksum(pg, "customers"));
+  });
+
+  it("05 bidirectional with review writes nothing when both sides agree", async () => {
+    const result = await run(example("05"), env);
+    assert.equal(result.code, 0, result.out);
+    for (const line of result.out
+      .trim()
+      .split("\n")
+      .filter((l) => / read=/.test(l)))
+      assert.match(line, / written=0 /);
+    await my.raw("update customers set status = 'vip', updated_at = now(6) where id = 5");
+    const again = await run(example("05"), env);
+    assert.match(again.out, /MySQL customers customers succeeded read=1 written=1/);
+    const row = await pg("customers").where({ id: 5 }).first();
+    assert.equal(row.status, "vip");
+  });
+
+  it("06 nightly full reconciliation repairs a row changed behind the cursor's back", async () => {
+    await my.raw("update customers set email = 'tampered@example.com' where id = 42");
+    const result = await run(example("06"), env);
+    assert.equal(result.code, 0, result.out);
+    assert.match(result.out, /all customers customers succeeded read=3000 /);
+    const row = await my("customers").where({ id: 42 }).first();
+    assert.equal(row.email, "user42@example.com");
+  });
+});
