@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import express from "express";
 import { nodeRedSettings } from "../settings";
 import { stateStoreFor } from "../nodes/lib/state-store";
-import { runRegistry } from "../nodes/lib/run-registry";
+import { metricsRegistry, startMetrics } from "../nodes/lib/observability/metrics";
 import { loadNodeRed, type EmbeddedRed } from "./node-red";
 import { adminPasswordHash, credentialSecret, ensureUserDir, type Logger } from "./user-dir";
 import { installDemo } from "./demo";
@@ -81,14 +81,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
   });
 
+  startMetrics();
   fastify.get("/metrics", async (_req, reply) => {
-    reply.type("text/plain; version=0.0.4");
-    return (
-      "# HELP tributary_runs_active Runs under way.\n# TYPE tributary_runs_active gauge\n" +
-      `tributary_runs_active ${runRegistry.activeRunCount()}\n` +
-      "# HELP process_uptime_seconds Seconds since the process started.\n# TYPE process_uptime_seconds gauge\n" +
-      `process_uptime_seconds ${process.uptime().toFixed(3)}\n`
-    );
+    reply.type(metricsRegistry.contentType);
+    return metricsRegistry.metrics();
   });
 
   fastify.addHook("onClose", async () => {

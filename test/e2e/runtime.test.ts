@@ -238,6 +238,24 @@ describe("hosted runtime (tributary start)", function () {
     assert.deepEqual(await mysqlChecksum("e2e_customers"), await pgChecksum(pg, "e2e_customers"));
   });
 
+  it("exposes the runs on /metrics with the right values", async () => {
+    const text = await (await fetch(`${server!.url}/metrics`)).text();
+    assert.match(text, /^tributary_rows_total\{node="e2e_up",outcome="insert"\} 2000$/m);
+    // MySQL cannot tell updated rows from unchanged ones: the 100 changes count as updates.
+    assert.match(text, /^tributary_rows_total\{node="e2e_up",outcome="update"\} 100$/m);
+    assert.match(text, /^tributary_runs_total\{source="e2e_src",status="succeeded"\} 2$/m);
+    assert.match(
+      text,
+      /^tributary_run_duration_seconds_count\{source="e2e_src",status="succeeded"\} 2$/m,
+    );
+    assert.match(text, /^tributary_source_lag_seconds\{source="e2e_src"\} \d/m);
+    assert.match(
+      text,
+      /^tributary_pool_connections\{connection="MySQL \/ MariaDB [^"]+",state="max"\} 4$/m,
+    );
+    assert.match(text, /^process_cpu_user_seconds_total /m);
+  });
+
   it("keeps the password out of flows.json, encrypted in flows_cred.json", () => {
     const flows = fs.readFileSync(path.join(userDir, "flows.json"), "utf8");
     assert.ok(!flows.includes(PG_SECRET));
