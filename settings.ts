@@ -9,6 +9,8 @@ export interface RuntimeSettingsInput {
   credentialSecret: string;
   /** bcrypt hash of the admin password; null turns the login off (headless runs). */
   adminPasswordHash: string | null;
+  /** bcrypt hash for a read-only "viewer" user, when TRIBUTARY_VIEWER_PASSWORD is set. */
+  viewerPasswordHash?: string | null;
   /** false: no editor and no admin API (headless runs). */
   editor: boolean;
   storageModule?: object;
@@ -30,7 +32,12 @@ export function nodeRedSettings(input: RuntimeSettingsInput): Record<string, unk
       ? {
           adminAuth: {
             type: "credentials",
-            users: [{ username: "admin", password: input.adminPasswordHash, permissions: "*" }],
+            users: [
+              { username: "admin", password: input.adminPasswordHash, permissions: "*" },
+              ...(input.viewerPasswordHash
+                ? [{ username: "viewer", password: input.viewerPasswordHash, permissions: "read" }]
+                : []),
+            ],
           },
         }
       : {}),

@@ -7,6 +7,7 @@
 import http from "node:http";
 import Fastify, { type FastifyInstance } from "fastify";
 import express from "express";
+import bcrypt from "bcryptjs";
 import { nodeRedSettings } from "../settings";
 import { stateStoreFor } from "../nodes/lib/state-store";
 import { metricsRegistry, startMetrics } from "../nodes/lib/observability/metrics";
@@ -39,6 +40,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     userDir,
     credentialSecret: credentialSecret(userDir, env, log),
     adminPasswordHash: adminPasswordHash(userDir, env, log),
+    viewerPasswordHash: env.TRIBUTARY_VIEWER_PASSWORD
+      ? bcrypt.hashSync(env.TRIBUTARY_VIEWER_PASSWORD, 10)
+      : null,
     editor: true,
   });
   if (installDemo(userDir))

@@ -1,4 +1,5 @@
 import type { NodeDef, NodeRedApi, RedNode } from "../lib/red";
+import { registerManagementRoutes } from "../lib/api/routes";
 import type { DbConnectionNode } from "../lib/db/connection";
 import { TableReader } from "../lib/db/table-reader";
 import { TributaryError } from "../lib/db/errors";
@@ -63,6 +64,8 @@ function readSettings(def: NodeDef): SourceSettings {
 }
 
 export = function register(RED: NodeRedApi): void {
+  registerManagementRoutes(RED);
+
   function DbSourceNode(this: RedNode, def: NodeDef): void {
     RED.nodes.createNode(this, def);
     const node = this;

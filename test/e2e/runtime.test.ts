@@ -60,7 +60,13 @@ describe("hosted runtime (tributary start)", function () {
     userDir = path.join(tempDir("tributary-e2e-"), "user");
     server = await spawnUntil(
       [cli, "start"],
-      { PORT: "0", TRIBUTARY_USER_DIR: userDir, TRIBUTARY_ADMIN_PASSWORD: PASSWORD, NODE_ENV: "" },
+      {
+        PORT: "0",
+        TRIBUTARY_USER_DIR: userDir,
+        TRIBUTARY_ADMIN_PASSWORD: PASSWORD,
+        TRIBUTARY_VIEWER_PASSWORD: "viewer-pass",
+        NODE_ENV: "",
+      },
       /Tributary is running: (http:\/\/[^/\s]+)\//,
     );
   });
@@ -254,6 +260,209 @@ describe("hosted runtime (tributary start)", function () {
       /^tributary_pool_connections\{connection="MySQL \/ MariaDB [^"]+",state="max"\} 4$/m,
     );
     assert.match(text, /^process_cpu_user_seconds_total /m);
+  });
+
+  it("management API: 401 without a token, 403 for a read-only user's action", async () => {
+    assert.equal((await fetch(`${server!.url}/tributary/runs`)).status, 401);
+    const login = await json(`${server!.url}/auth/token`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        client_id: "node-red-admin",
+        grant_type: "password",
+        scope: "read",
+        username: "viewer",
+        password: "viewer-pass",
+      }),
+    });
+    const viewer = (login.body as { access_token: string }).access_token;
+    const read = await json(`${server!.url}/tributary/runs`, {
+      headers: { authorization: `Bearer ${viewer}` },
+    });
+    assert.equal(read.status, 200);
+    const act = await json(`${server!.url}/tributary/sources/e2e_src/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${viewer}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    assert.equal(act.status, 403);
+  });
+
+  it("management API: runs with filters and cursor pages, detail, manual and dry runs, watermarks", async () => {
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const page1 = await json(`${server!.url}/tributary/runs?source=e2e_src&limit=1`, {
+      headers: auth,
+    });
+    const body1 = page1.body as {
+      runs: Array<{ runId: string; status: string }>;
+      nextCursor: string;
+    };
+    assert.equal(body1.runs.length, 1);
+    assert.ok(body1.nextCursor);
+    const page2 = await json(
+      `${server!.url}/tributary/runs?source=e2e_src&limit=1&cursor=${body1.nextCursor}`,
+      { headers: auth },
+    );
+    const body2 = page2.body as { runs: Array<{ runId: string }>; nextCursor: string | null };
+    assert.equal(body2.runs.length, 1);
+    assert.notEqual(body2.runs[0].runId, body1.runs[0].runId);
+    for (const [query, word] of [
+      ["status=done", "status"],
+      ["since=yesterday", "since"],
+      ["limit=0", "limit"],
+      ["cursor=zzz", "cursor"],
+    ]) {
+      const bad = await json(`${server!.url}/tributary/runs?${query}`, { headers: auth });
+      assert.equal(bad.status, 400, query);
+      assert.match((bad.body as { error: { message: string } }).error.message, new RegExp(word));
+    }
+    assert.equal(
+      (await json(`${server!.url}/tributary/runs/no-such-run`, { headers: auth })).status,
+      404,
+    );
+    const detail = await json(`${server!.url}/tributary/runs/${body1.runs[0].runId}`, {
+      headers: auth,
+    });
+    assert.equal((detail.body as { run: { counts: { read: number } } }).run.counts.read, 100);
+
+    // A dry run computes what would change and writes nothing.
+    await pg.raw(
+      "update e2e_customers set last_name = 'dry', updated_at = clock_timestamp() where id = 7",
+    );
+    const dry = await json(`${server!.url}/tributary/sources/e2e_src/run`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ dryRun: true }),
+    });
+    assert.equal(dry.status, 202, JSON.stringify(dry.body));
+    const dryId = (dry.body as { runId: string }).runId;
+    const dryRun = await waitFor("the dry run to finish", async () => {
+      const r = await json(`${server!.url}/tributary/runs/${dryId}`, { headers: auth });
+      const run = (r.body as { run?: { status: string; counts: { update: number } } }).run;
+      return run && run.status !== "running" ? run : undefined;
+    });
+    assert.equal(dryRun.status, "succeeded");
+    assert.equal(dryRun.counts.update, 1);
+    assert.equal((await my("e2e_customers").where({ id: 7 }).first()).last_name, "Last7");
+
+    const real = await json(`${server!.url}/tributary/sources/e2e_src/run`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ mode: "incremental" }),
+    });
+    assert.equal(real.status, 202);
+    await waitFor(
+      "the real run to write",
+      async () => (await my("e2e_customers").where({ id: 7 }).first()).last_name === "dry",
+    );
+    assert.equal(
+      (
+        await json(`${server!.url}/tributary/sources/nope/run`, {
+          method: "POST",
+          headers: auth,
+          body: "{}",
+        })
+      ).status,
+      404,
+    );
+    assert.equal(
+      (
+        await json(`${server!.url}/tributary/sources/e2e_src/run`, {
+          method: "POST",
+          headers: auth,
+          body: JSON.stringify({ mode: "sometimes" }),
+        })
+      ).status,
+      400,
+    );
+
+    const marks = await json(`${server!.url}/tributary/watermarks`, { headers: auth });
+    const mark = (
+      marks.body as { watermarks: Array<{ sourceId: string; cursorField: string }> }
+    ).watermarks.find((w) => w.sourceId === "e2e_src");
+    assert.equal(mark?.cursorField, "updated_at");
+    const reset = await json(`${server!.url}/tributary/watermarks/e2e_src`, {
+      method: "DELETE",
+      headers: auth,
+    });
+    assert.equal(reset.status, 204);
+    const full = await json(`${server!.url}/tributary/sources/e2e_src/run`, {
+      method: "POST",
+      headers: auth,
+      body: "{}",
+    });
+    const fullId = (full.body as { runId: string }).runId;
+    const fullRun = await waitFor("the re-sync", async () => {
+      const r = await json(`${server!.url}/tributary/runs/${fullId}`, { headers: auth });
+      const run = (r.body as { run?: { status: string; counts: { read: number } } }).run;
+      return run && run.status !== "running" ? run : undefined;
+    });
+    assert.equal(fullRun.counts.read, 2_000);
+  });
+
+  it("management API: the review queue lists and validates resolutions", async () => {
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const list = await json(`${server!.url}/tributary/review`, { headers: auth });
+    assert.deepEqual(list.body, { items: [] });
+    assert.equal(
+      (await json(`${server!.url}/tributary/review?status=maybe`, { headers: auth })).status,
+      400,
+    );
+    const bad = await json(`${server!.url}/tributary/review/1`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ resolution: "both" }),
+    });
+    assert.equal(bad.status, 400);
+    const missing = await json(`${server!.url}/tributary/review/999`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ resolution: "source" }),
+    });
+    assert.equal(missing.status, 404);
+  });
+
+  it("management API: tests a connection form without deploying it, and never echoes the password", async () => {
+    const auth = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+    const m = configFromUrl(MYSQL_URL);
+    const good = await json(`${server!.url}/tributary/connections/test`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({
+        type: "tributary-db-connection",
+        config: { client: "mysql", host: m.host, port: m.port, database: m.database },
+        credentials: { user: m.user, password: m.password },
+      }),
+    });
+    assert.equal((good.body as { ok: boolean }).ok, true, JSON.stringify(good.body));
+    assert.match((good.body as { version: string }).version, /\d+\.\d+/);
+    const wrong = await json(`${server!.url}/tributary/connections/test`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({
+        type: "tributary-db-connection",
+        config: { client: "mysql", host: m.host, port: m.port, database: m.database },
+        credentials: { user: "nobody_here", password: "Hunter2-not-echoed" },
+      }),
+    });
+    assert.deepEqual((wrong.body as { error: { code: string } }).error.code, "auth-failed");
+    assert.ok(!JSON.stringify(wrong.body).includes("Hunter2-not-echoed"));
+    const deployed = await json(`${server!.url}/tributary/connections/e2e_pg/test`, {
+      method: "POST",
+      headers: auth,
+      body: "{}",
+    });
+    assert.equal((deployed.body as { ok: boolean }).ok, true);
+    assert.equal(
+      (
+        await json(`${server!.url}/tributary/connections/nope/test`, {
+          method: "POST",
+          headers: auth,
+          body: "{}",
+        })
+      ).status,
+      404,
+    );
   });
 
   it("keeps the password out of flows.json, encrypted in flows_cred.json", () => {
