@@ -81,7 +81,11 @@ export async function runSource(options: SourceRunOptions): Promise<RunSummary> 
     run.fail(new Error(`could not save the watermark: ${(err as Error).message}`));
   }
   if (!run.error && run.counts.failed > 0) {
-    run.fail(new Error(`${run.counts.failed} record(s) failed to write; see output 2 of the sink`));
+    run.fail(
+      new Error(
+        `${run.counts.failed} record(s) failed (invalid or rejected by the target); see output 2 of the transform or sink`,
+      ),
+    );
   }
   runRegistry.finish(run);
   const summary = toSummary(run, options, new Date().toISOString());

@@ -115,14 +115,12 @@ function requirePermission(permission: string): RequestHandler {
     if (!info) return next(); // adminAuth off
     const scopes = Array.isArray(info.scope) ? info.scope : [info.scope ?? ""];
     if (scopes.some((s) => s === "*" || s === permission || s === `${area}.*`)) return next();
-    res
-      .status(403)
-      .json({
-        error: {
-          code: "forbidden",
-          message: `this user may not do that: it needs the ${permission} permission`,
-        },
-      });
+    res.status(403).json({
+      error: {
+        code: "forbidden",
+        message: `this user may not do that: it needs the ${permission} permission`,
+      },
+    });
   };
 }
 
@@ -220,15 +218,13 @@ async function startRun(req: Request) {
 }
 
 function listSources() {
-  return sources
-    .list()
-    .map((s) => ({
-      id: s.id,
-      type: s.type,
-      name: s.name,
-      flowId: s.flowId ?? null,
-      running: s.isRunning(),
-    }));
+  return sources.list().map((s) => ({
+    id: s.id,
+    type: s.type,
+    name: s.name,
+    flowId: s.flowId ?? null,
+    running: s.isRunning(),
+  }));
 }
 
 async function setWatermark(req: Request, store: StateStore) {
@@ -355,14 +351,12 @@ function publishLiveUpdates(RED: NodeRedApi): void {
     if (timer) return;
     timer = setTimeout(() => {
       timer = null;
-      const active = runRegistry
-        .active()
-        .map((r) => ({
-          runId: r.id,
-          sourceId: r.info.sourceId,
-          counts: { ...r.counts },
-          batchesInFlight: r.batchesInFlight,
-        }));
+      const active = runRegistry.active().map((r) => ({
+        runId: r.id,
+        sourceId: r.info.sourceId,
+        counts: { ...r.counts },
+        batchesInFlight: r.batchesInFlight,
+      }));
       comms.publish("tributary/runs", { active, at: new Date().toISOString() }, false);
     }, 250);
     timer.unref();
