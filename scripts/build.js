@@ -38,6 +38,7 @@ try {
 
 const editorFiles = (name) => name.endsWith(".html") || name.endsWith(".json");
 copyTree(path.join(root, "nodes"), path.join(dist, "nodes"), editorFiles);
+copyTree(path.join(root, "plugins"), path.join(dist, "plugins"), editorFiles);
 copyTree(path.join(root, "icons"), path.join(dist, "nodes", "icons"), (n) => n.endsWith(".svg"));
 for (const dir of fs.readdirSync(path.join(dist, "nodes"), { withFileTypes: true })) {
   if (!dir.isDirectory() || dir.name === "lib" || dir.name === "icons") continue;

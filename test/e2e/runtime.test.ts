@@ -153,6 +153,22 @@ describe("hosted runtime (tributary start)", function () {
     for (const set of ours) assert.equal(set.err, undefined, set.err);
   });
 
+  it("loads the sync sidebar plugin into the editor", async () => {
+    const list = await json(`${server!.url}/plugins`, {
+      headers: { authorization: `Bearer ${token}`, accept: "application/json" },
+    });
+    const ids = (list.body as Array<{ id: string; plugins: Array<{ id: string }> }>).flatMap((s) =>
+      s.plugins.map((p) => p.id),
+    );
+    assert.ok(ids.includes("tributary-sidebar"), JSON.stringify(list.body));
+    const html = await (
+      await fetch(`${server!.url}/plugins`, {
+        headers: { authorization: `Bearer ${token}`, accept: "text/html" },
+      })
+    ).text();
+    assert.match(html, /RED\.sidebar\.addTab/);
+  });
+
   it("syncs PostgreSQL → MySQL from a deployed flow when the inject is clicked, then only the changes", async () => {
     const p = configFromUrl(PG_URL);
     const m = configFromUrl(MYSQL_URL);
