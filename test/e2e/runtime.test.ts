@@ -481,6 +481,28 @@ describe("hosted runtime (tributary start)", function () {
     );
   });
 
+  it("management API: discovers tables and keys of a deployed connection, for the pickers", async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const list = await json(`${server!.url}/tributary/connections/e2e_pg/schema`, {
+      headers: auth,
+    });
+    const tables = (list.body as { tables: Array<{ name: string; approxRows: number | null }> })
+      .tables;
+    assert.ok(tables.some((t) => t.name === "e2e_customers"));
+    const detail = await json(`${server!.url}/tributary/connections/e2e_pg/schema/e2e_customers`, {
+      headers: auth,
+    });
+    assert.deepEqual((detail.body as { primaryKey: string[] }).primaryKey, ["id"]);
+    assert.equal(
+      (
+        await json(`${server!.url}/tributary/connections/e2e_pg/schema/nope_table`, {
+          headers: auth,
+        })
+      ).status,
+      404,
+    );
+  });
+
   it("keeps the password out of flows.json, encrypted in flows_cred.json", () => {
     const flows = fs.readFileSync(path.join(userDir, "flows.json"), "utf8");
     assert.ok(!flows.includes(PG_SECRET));

@@ -18,6 +18,7 @@ import type { RunStatus, SyncMode } from "../types";
 import type { DbConnectionNode } from "../db/connection";
 import { DbConnection, parseSettings } from "../db/connection";
 import { TributaryError } from "../db/errors";
+import { describeTableDetail, listTables } from "../db/discovery";
 
 export class ApiError extends Error {
   constructor(
@@ -103,6 +104,25 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
     "/tributary/connections/:id/test",
     ...allow("tributary-db-connection.write"),
     route(async (req) => testDeployed(req, RED)),
+  );
+
+  app.get(
+    "/tributary/connections/:id/schema",
+    ...allow("tributary-db-connection.read"),
+    route(async (req) => ({ body: { tables: await listTables(deployedConnection(req, RED)) } })),
+  );
+  app.get(
+    "/tributary/connections/:id/schema/:table",
+    ...allow("tributary-db-connection.read"),
+    route(async (req) => {
+      try {
+        return { body: await describeTableDetail(deployedConnection(req, RED), req.params.table) };
+      } catch (err) {
+        if ((err as TributaryError).code === "unknown-table")
+          throw new ApiError(404, "not-found", (err as Error).message);
+        throw err;
+      }
+    }),
   );
 
   publishLiveUpdates(RED);
@@ -325,11 +345,20 @@ async function testForm(req: Request, RED: NodeRedApi) {
   }
 }
 
-async function testDeployed(req: Request, RED: NodeRedApi) {
+function deployedConnection(req: Request, RED: NodeRedApi): DbConnection {
   const node = RED.nodes.getNode(req.params.id) as DbConnectionNode | null;
-  if (!node || typeof node.connection !== "function")
-    throw new ApiError(404, "not-found", `no deployed tributary-db-connection ${req.params.id}`);
-  return { body: await probe(node.connection()) };
+  if (!node || typeof node.connection !== "function") {
+    throw new ApiError(
+      404,
+      "not-found",
+      `no deployed tributary-db-connection ${req.params.id}: deploy it first`,
+    );
+  }
+  return node.connection();
+}
+
+async function testDeployed(req: Request, RED: NodeRedApi) {
+  return { body: await probe(deployedConnection(req, RED)) };
 }
 
 async function probe(connection: DbConnection) {
