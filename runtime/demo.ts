@@ -112,6 +112,8 @@ export function demoFlow(source: string, target: string): object[] {
       batchSize: 100,
       maxInFlight: 2,
       settleTimeout: 300,
+      lookback: 0,
+      deletedColumn: "",
       query: "",
       x: 320,
       y: 100,
