@@ -12,15 +12,26 @@ import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import type { Knex } from "knex";
-import { MYSQL_URL, PG_URL, configFromUrl, mysqlKnex, pgKnex, requireServer } from "../support/databases";
+import {
+  MYSQL_URL,
+  PG_URL,
+  configFromUrl,
+  mysqlKnex,
+  pgKnex,
+  requireServer,
+} from "../support/databases";
 import { createMysqlCustomers, createPgCustomers } from "../support/customers";
 import { StateStore } from "../../nodes/lib/state-store";
 import { cli, kill, root, spawnUntil, tempDir, type Started } from "../e2e/support";
 
 interface EditorRED {
   nodes: {
-    eachNode(cb: (n: { id: string; z: string; type: string; name: string; valid?: boolean }) => void): void;
-    eachConfig(cb: (n: { id: string; type: string; name: string; valid?: boolean; client?: string }) => void): void;
+    eachNode(
+      cb: (n: { id: string; z: string; type: string; name: string; valid?: boolean }) => void,
+    ): void;
+    eachConfig(
+      cb: (n: { id: string; type: string; name: string; valid?: boolean; client?: string }) => void,
+    ): void;
   };
   workspaces: { show(id: string): void };
 }
@@ -39,12 +50,15 @@ describe("editor in Chromium", function () {
   let step = 0;
   const shot = async (name: string) => {
     step += 1;
-    await page.screenshot({ path: path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`) });
+    await page.screenshot({
+      path: path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`),
+    });
   };
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
-      if (process.env.CI === "true") throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
+      if (process.env.CI === "true")
+        throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
       this.skip();
     }
     pg = pgKnex();
@@ -63,14 +77,35 @@ describe("editor in Chromium", function () {
         PORT: "0",
         TRIBUTARY_USER_DIR: userDir,
         TRIBUTARY_ADMIN_PASSWORD: "browser-pass",
-        ...{ PG_HOST: p.host, PG_PORT: p.port, PG_DATABASE: p.database, PG_USER: p.user, PG_PASSWORD: p.password },
-        ...{ MYSQL_HOST: m.host, MYSQL_PORT: m.port, MYSQL_DATABASE: m.database, MYSQL_USER: m.user, MYSQL_PASSWORD: m.password },
+        ...{
+          PG_HOST: p.host,
+          PG_PORT: p.port,
+          PG_DATABASE: p.database,
+          PG_USER: p.user,
+          PG_PASSWORD: p.password,
+        },
+        ...{
+          MYSQL_HOST: m.host,
+          MYSQL_PORT: m.port,
+          MYSQL_DATABASE: m.database,
+          MYSQL_USER: m.user,
+          MYSQL_PASSWORD: m.password,
+        },
       },
       /Tributary is running: (http:\/\/[^/\s]+)\//,
     );
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   });
@@ -88,14 +123,30 @@ describe("editor in Chromium", function () {
     await page.fill("#node-dialog-login-password", "browser-pass");
     await shot("login");
     await page.click("#node-dialog-login-submit");
-    for (const type of ["tributary-db-source", "tributary-upsert", "tributary-transform", "tributary-conflict-resolve", "tributary-audit-log"]) {
-      await page.waitForSelector(`.red-ui-palette-node[data-palette-type="${type}"]`, { state: "attached", timeout: 30_000 });
+    for (const type of [
+      "tributary-db-source",
+      "tributary-upsert",
+      "tributary-transform",
+      "tributary-conflict-resolve",
+      "tributary-audit-log",
+    ]) {
+      await page.waitForSelector(`.red-ui-palette-node[data-palette-type="${type}"]`, {
+        state: "attached",
+        timeout: 30_000,
+      });
     }
     await shot("editor");
   });
 
   it("shows the demo flow's counts on the nodes' status", async () => {
-    await page.waitForFunction(() => [...document.querySelectorAll(".red-ui-flow-node-status-label")].some((e) => /500 read/.test(e.textContent ?? "")), null, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll(".red-ui-flow-node-status-label")].some((e) =>
+          /500 read/.test(e.textContent ?? ""),
+        ),
+      null,
+      { timeout: 30_000 },
+    );
     await shot("demo-status");
     const invalid = await page.evaluate(() => {
       const RED = (window as unknown as { RED: EditorRED }).RED;
@@ -107,12 +158,25 @@ describe("editor in Chromium", function () {
       RED.nodes.eachConfig(check);
       return names;
     });
-    assert.deepEqual(invalid, [], "the demo flow deploys without the 'not properly configured' warning");
+    assert.deepEqual(
+      invalid,
+      [],
+      "the demo flow deploys without the 'not properly configured' warning",
+    );
   });
 
   it("imports an example from the Import dialog and tests its connection: success, then a failure", async () => {
-    const example = fs.readFileSync(path.join(root, "flows", "01 - PostgreSQL to MySQL incremental customers.json"), "utf8").replace(/"customers"/g, '"br_customers"');
-    await page.evaluate(() => (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke("core:show-import-dialog"));
+    const example = fs
+      .readFileSync(
+        path.join(root, "flows", "01 - PostgreSQL to MySQL incremental customers.json"),
+        "utf8",
+      )
+      .replace(/"customers"/g, '"br_customers"');
+    await page.evaluate(() =>
+      (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke(
+        "core:show-import-dialog",
+      ),
+    );
     await page.fill("#red-ui-clipboard-dialog-import-text", example);
     await page.press("#red-ui-clipboard-dialog-import-text", "End"); // the dialog validates on keyup
     await page.waitForSelector("#red-ui-clipboard-dialog-ok:not([disabled])");
@@ -121,19 +185,49 @@ describe("editor in Chromium", function () {
     await page.mouse.click(700, 450); // place the imported nodes
     const pgId = await page.evaluate(() => {
       let id = "";
-      (window as unknown as { RED: { nodes: { eachConfig(cb: (n: { id: string; type: string; client: string }) => void): void } } }).RED.nodes.eachConfig((n) => {
+      (
+        window as unknown as {
+          RED: {
+            nodes: {
+              eachConfig(cb: (n: { id: string; type: string; client: string }) => void): void;
+            };
+          };
+        }
+      ).RED.nodes.eachConfig((n) => {
         if (n.type === "tributary-db-connection" && n.client === "pg") id = n.id;
       });
       return id;
     });
     assert.ok(pgId);
-    await page.evaluate((id) => (window as unknown as { RED: { editor: { editConfig(a: string, b: string, c: string): void } } }).RED.editor.editConfig("", "tributary-db-connection", id), pgId);
+    await page.evaluate(
+      (id) =>
+        (
+          window as unknown as {
+            RED: { editor: { editConfig(a: string, b: string, c: string): void } };
+          }
+        ).RED.editor.editConfig("", "tributary-db-connection", id),
+      pgId,
+    );
     await page.click("#node-config-test-connection");
-    await page.waitForFunction(() => /Connected in \d+ ms/.test(document.querySelector("#node-config-test-result")?.textContent ?? ""), null, { timeout: 20_000 });
+    await page.waitForFunction(
+      () =>
+        /Connected in \d+ ms/.test(
+          document.querySelector("#node-config-test-result")?.textContent ?? "",
+        ),
+      null,
+      { timeout: 20_000 },
+    );
     await shot("test-connection-ok");
     await page.fill("#node-config-input-port", "1");
     await page.click("#node-config-test-connection");
-    await page.waitForFunction(() => /refused the connection/.test(document.querySelector("#node-config-test-result")?.textContent ?? ""), null, { timeout: 20_000 });
+    await page.waitForFunction(
+      () =>
+        /refused the connection/.test(
+          document.querySelector("#node-config-test-result")?.textContent ?? "",
+        ),
+      null,
+      { timeout: 20_000 },
+    );
     await shot("test-connection-refused");
     await page.click("#node-config-dialog-cancel");
   });
@@ -153,20 +247,46 @@ describe("editor in Chromium", function () {
     });
     await page.waitForTimeout(1000); // the new flow starts after the deploy answer
     await page.click(`g[id="${injectId}"] .red-ui-flow-node-button`);
-    await page.waitForFunction(() => [...document.querySelectorAll(".red-ui-flow-node-status-label")].some((e) => /1,500 read, 1,500 written/.test(e.textContent ?? "")), null, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll(".red-ui-flow-node-status-label")].some((e) =>
+          /1,500 read, 1,500 written/.test(e.textContent ?? ""),
+        ),
+      null,
+      { timeout: 30_000 },
+    );
     await shot("inject-status");
-    await page.evaluate(() => (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show("tributary"));
-    await page.waitForFunction(() => [...document.querySelectorAll(".tributary-run")].some((e) => /br_customers\s*succeeded\s*1500 read/.test(e.textContent ?? "")), null, { timeout: 20_000 });
+    await page.evaluate(() =>
+      (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show(
+        "tributary",
+      ),
+    );
+    await page.waitForFunction(
+      () =>
+        [...document.querySelectorAll(".tributary-run")].some((e) =>
+          /br_customers\s*succeeded\s*1500 read/.test(e.textContent ?? ""),
+        ),
+      null,
+      { timeout: 20_000 },
+    );
     await shot("sidebar-runs");
   });
 
   it("resolves a conflict from the review queue", async () => {
     const store = await StateStore.open({ file: path.join(userDir, "tributary-state.sqlite") });
-    const id = await store.addReview({ scope: "browser", nodeId: "n1", key: [7], sourceRecord: { id: 7, name: "source side" }, targetRecord: { id: 7, name: "target side" } });
+    const id = await store.addReview({
+      scope: "browser",
+      nodeId: "n1",
+      key: [7],
+      sourceRecord: { id: 7, name: "source side" },
+      targetRecord: { id: 7, name: "target side" },
+    });
     await page.click("button.tributary-refresh");
     await page.waitForSelector(`.tributary-review-item[data-review="${id}"]`, { timeout: 20_000 });
     await shot("review-queue");
-    await page.click(`.tributary-review-item[data-review="${id}"] button[data-resolution="source"]`);
+    await page.click(
+      `.tributary-review-item[data-review="${id}"] button[data-resolution="source"]`,
+    );
     const resolved = async () => (await store.getReview(id))?.status === "resolved";
     for (let i = 0; i < 100 && !(await resolved()); i += 1) await page.waitForTimeout(100);
     const item = await store.getReview(id);

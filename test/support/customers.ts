@@ -72,7 +72,8 @@ const COLUMNS = ["id", "email", "first_name", "last_name", "phone", "city", "cou
  */
 export async function pgChecksum(pg: Knex, table: string): Promise<Checksum> {
   const text = COLUMNS.map((c) => `coalesce(${c}::text, '\\N')`).join(", ");
-  const ts = (c: string) => `coalesce(to_char(${c} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '\\N')`;
+  const ts = (c: string) =>
+    `coalesce(to_char(${c} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '\\N')`;
   const row = `md5(concat_ws('|', ${text}, coalesce(balance::text, '\\N'), ${ts("created_at")}, ${ts("updated_at")}))`;
   const result = await pg.raw(
     `select count(*)::int as count,
@@ -98,7 +99,9 @@ export async function mysqlChecksum(table: string): Promise<Checksum> {
          from ??`,
       [table],
     );
-    const r = (rows as Array<{ count: number | string; a: string | number; b: string | number }>)[0];
+    const r = (
+      rows as Array<{ count: number | string; a: string | number; b: string | number }>
+    )[0];
     return { count: Number(r.count), md5: `${String(r.a)}-${String(r.b)}` };
   } finally {
     await conn.end();
