@@ -451,7 +451,16 @@ describe("hosted runtime (tributary start)", function () {
       }),
     });
     assert.equal((good.body as { ok: boolean }).ok, true, JSON.stringify(good.body));
-    assert.match((good.body as { version: string }).version, /\d+\.\d+/);
+    const probe = good.body as {
+      version: string;
+      database: string;
+      user: string;
+      timezone: string;
+    };
+    assert.match(probe.version, /\d+\.\d+/);
+    assert.equal(probe.database, m.database);
+    assert.match(probe.user, new RegExp(`^${m.user}@`));
+    assert.ok(probe.timezone, "the reply names the session's time zone");
     const wrong = await json(`${server!.url}/tributary/connections/test`, {
       method: "POST",
       headers: auth,

@@ -131,6 +131,17 @@ describe("dialect matrix: each database as source and as target", function () {
     await store?.close();
   });
 
+  for (const side of SIDES) {
+    it(`${side.name}: "Test connection" names the version, database, user and time zone`, async () => {
+      const probe = await connections.get(side.name)!.test();
+      assert.match(probe.version, /\d+\.\d+/);
+      assert.ok(probe.database, "database");
+      assert.ok(probe.timezone, "time zone");
+      if (side.name !== "sqlite") assert.ok(probe.user, "user");
+      assert.ok(probe.latencyMs >= 0);
+    });
+  }
+
   for (const source of SIDES) {
     for (const target of SIDES) {
       it(`${source.name} → ${target.name}: copies, updates and soft-deletes rows exactly`, async () => {

@@ -363,8 +363,7 @@ async function testDeployed(req: Request, RED: NodeRedApi) {
 
 async function probe(connection: DbConnection) {
   try {
-    const { version, latencyMs } = await connection.test();
-    return { ok: true, version, latencyMs, connection: connection.label };
+    return { ok: true, ...(await connection.test()), connection: connection.label };
   } catch (err) {
     const e = err as TributaryError;
     return { ok: false, error: { code: e.code ?? "error", message: e.message } };

@@ -146,6 +146,15 @@ function parseSsl(config: ConnectionConfig): ConnectionSettings["ssl"] {
 /** Connections with an open pool in this process, for pool metrics. */
 export const openConnections = new Set<DbConnection>();
 
+/** What a successful "Test connection" reports. */
+export interface ConnectionProbe {
+  version: string;
+  database: string;
+  user: string;
+  timezone: string;
+  latencyMs: number;
+}
+
 export class DbConnection {
   readonly dialect: Dialect;
   private pool: Knex | null = null;
@@ -223,16 +232,22 @@ export class DbConnection {
     };
   }
 
-  async test(): Promise<{ version: string; latencyMs: number }> {
+  async test(): Promise<ConnectionProbe> {
     const started = Date.now();
     try {
-      const result = await this.knex().raw(this.dialect.versionSql);
+      const result = await this.knex().raw(this.dialect.sessionSql);
       const rows = (
         Array.isArray(result) ? (Array.isArray(result[0]) ? result[0] : result) : result.rows
-      ) as Array<{
-        version?: unknown;
-      }>;
-      return { version: String(rows[0]?.version ?? ""), latencyMs: Date.now() - started };
+      ) as Array<Record<string, unknown>>;
+      const row = rows[0] ?? {};
+      const text = (v: unknown) => (v === null || v === undefined ? "" : String(v));
+      return {
+        version: text(row.version),
+        database: this.settings.client === "sqlite" ? this.settings.filename : text(row.database),
+        user: text(row.user),
+        timezone: text(row.timezone),
+        latencyMs: Date.now() - started,
+      };
     } catch (err) {
       throw this.explain(err);
     }

@@ -82,7 +82,8 @@ export interface Dialect {
    *  server exposes it (PostgreSQL); rows it will commit carry cursor values from then. */
   oldestOpenTransaction?(knex: Knex): Promise<string | null>;
   /** SQL returning one row with a `version` column. */
-  readonly versionSql: string;
+  /** One row: version, database, user, timezone — what "Test connection" shows. */
+  readonly sessionSql: string;
   /** Maps a driver error to a classified one, or null when it is not a connection problem. */
   classifyError(err: unknown): { code: ErrorCode; detail: string } | null;
 }

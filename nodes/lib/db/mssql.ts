@@ -20,7 +20,9 @@ export const mssqlDialect: Dialect = {
   maxParameters: 2_099,
   rowValues: false,
   maxRows: 1_000,
-  versionSql: "select @@version as version",
+  // datetime2 carries no zone: the server's offset is what a watermark is read in.
+  sessionSql:
+    "select @@version as version, db_name() as [database], suser_sname() as [user], datename(tzoffset, sysdatetimeoffset()) as timezone",
 
   knexConfig(s) {
     return {

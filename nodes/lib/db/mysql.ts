@@ -65,7 +65,9 @@ export const mysqlDialect: Dialect = {
   defaultPort: 3306,
   maxParameters: 65_535,
   rowValues: true,
-  versionSql: "select version() as version",
+  // 'SYSTEM' alone says nothing: name the server's zone behind it.
+  sessionSql:
+    "select version() as version, database() as `database`, current_user() as `user`, if(@@session.time_zone = 'SYSTEM', concat('SYSTEM (', @@system_time_zone, ')'), @@session.time_zone) as timezone",
 
   knexConfig(s) {
     return {

@@ -25,7 +25,8 @@ export const oracleDialect: Dialect = {
   maxParameters: 65_535,
   rowValues: false,
   maxRows: 1_000,
-  versionSql: 'select banner as "version" from v$version where rownum = 1',
+  sessionSql:
+    'select (select banner from v$version where rownum = 1) as "version", sys_context(\'USERENV\', \'DB_NAME\') as "database", user as "user", sessiontimezone as "timezone" from dual',
 
   knexConfig(s) {
     return {

@@ -41,7 +41,8 @@ export const pgDialect: Dialect = {
   defaultPort: 5432,
   maxParameters: 65_535,
   rowValues: true,
-  versionSql: "select version() as version",
+  sessionSql:
+    "select version() as version, current_database() as database, current_user as \"user\", current_setting('TimeZone') as timezone",
 
   knexConfig(s) {
     return {

@@ -10,7 +10,9 @@ export const sqliteDialect: Dialect = {
   // SQLITE_MAX_VARIABLE_NUMBER since 3.32.
   maxParameters: 32_766,
   rowValues: true,
-  versionSql: "select sqlite_version() as version",
+  // SQLite has no users and keeps no zone; its date functions work in UTC.
+  sessionSql:
+    "select sqlite_version() as version, 'main' as database, '' as user, 'UTC' as timezone",
 
   knexConfig(s) {
     return {
