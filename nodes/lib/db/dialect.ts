@@ -81,7 +81,6 @@ export interface Dialect {
   /** The start of the oldest transaction still open on the server, as ISO 8601, where the
    *  server exposes it (PostgreSQL); rows it will commit carry cursor values from then. */
   oldestOpenTransaction?(knex: Knex): Promise<string | null>;
-  /** SQL returning one row with a `version` column. */
   /** One row: version, database, user, timezone — what "Test connection" shows. */
   readonly sessionSql: string;
   /** Maps a driver error to a classified one, or null when it is not a connection problem. */
