@@ -26,6 +26,8 @@ const flag = (name: string) => {
 const ROWS = args.includes("--scale") ? 1_000_000 : Number(flag("--rows") ?? 200_000);
 const RUNS = Number(flag("--runs") ?? 3);
 const ONLY = flag("--only")?.split(",");
+/** The flow's batch size (the node's default when not given). */
+const BATCH_SIZE = flag("--batch-size") ? Number(flag("--batch-size")) : undefined;
 
 interface Contender {
   name: string;
@@ -98,6 +100,7 @@ function flowFile(dir: string): string {
         keyColumns: ["id"],
         cursorColumn: "updated_at",
         mode: "incremental",
+        ...(BATCH_SIZE ? { batchSize: BATCH_SIZE } : {}),
         wires: [["bench_up"], []],
       },
       {
@@ -128,7 +131,9 @@ function runChild(
 ): Promise<{ out: string; processSeconds: number; peakMb: number; code: number | null }> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn(process.execPath, command, {
+    // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each contender.
+    const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, ...command], {
       env: { ...process.env, TRIBUTARY_USER_DIR: path.join(dir, "user") },
       stdio: ["ignore", "pipe", "pipe"],
     });

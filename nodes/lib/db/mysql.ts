@@ -46,14 +46,25 @@ function rawQuery(
   );
 }
 
+const TSV_SPECIAL = /[\\\t\n\r\0]/;
+const TSV_ESCAPES: Record<string, string> = {
+  "\t": "\\t",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\0": "\\0",
+  "\\": "\\\\",
+};
+
 /** A value in LOAD DATA's default text format: tab-separated, backslash escapes, \N for NULL. */
 function tsvValue(value: unknown): string {
   if (value === null || value === undefined) return "\\N";
   const text = typeof value === "boolean" ? (value ? "1" : "0") : String(value);
-  return text.replace(/[\\\t\n\r\0]/g, (c) =>
-    c === "\t" ? "\\t" : c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\0" ? "\\0" : "\\\\",
-  );
+  // Most values need no escaping; testing first spares a replace per value.
+  return TSV_SPECIAL.test(text) ? text.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c]) : text;
 }
+
+/** Staging tables already created, per pooled connection (temporary tables live as long as it). */
+const stagedOn = new WeakMap<object, Set<string>>();
 
 function quoteId(name: string): string {
   return `\`${name.replace(/`/g, "``")}\``;
@@ -169,7 +180,12 @@ export const mysqlDialect: Dialect = {
     const conn = (await knex.client.acquireConnection()) as RawConnection;
     try {
       // A temporary table is private to this connection and lives as long as it.
-      await rawQuery(conn, `create temporary table if not exists ${stage} like ${table}`);
+      const staged = stagedOn.get(conn) ?? new Set<string>();
+      stagedOn.set(conn, staged);
+      if (!staged.has(stage)) {
+        await rawQuery(conn, `create temporary table if not exists ${stage} like ${table}`);
+        staged.add(stage);
+      }
       await rawQuery(conn, `truncate table ${stage}`);
       await rawQuery(conn, "start transaction");
       try {
