@@ -458,6 +458,70 @@ export class StateStore {
     );
   }
 
+  /**
+   * Re-seals every stored token in one transaction (credential secret rotation):
+   * `reseal` returns the new sealed text of a row, or null to leave it as it is.
+   * If it throws for any row, nothing is changed. Returns how many rows changed.
+   */
+  async resealTokens(
+    reseal: (row: { connectionId: string; provider: string; sealed: string }) => string | null,
+  ): Promise<number> {
+    return this.knex.transaction(async (trx) => {
+      const rows = await trx("tributary_tokens").forUpdate();
+      let changed = 0;
+      const updatedAt = new Date().toISOString();
+      for (const r of rows) {
+        const sealed = reseal({
+          connectionId: r.connection_id,
+          provider: r.provider,
+          sealed: r.sealed,
+        });
+        if (sealed === null) continue;
+        await trx("tributary_tokens")
+          .where({ connection_id: r.connection_id })
+          .update({ sealed, updated_at: updatedAt });
+        changed++;
+      }
+      return changed;
+    });
+  }
+
+  /**
+   * Connection events (revoke) go to the audit table under the pseudo run id
+   * "connection", with the connection id as node id, the user as key and the reason
+   * in the error column: no migration, and the same retention as other entries.
+   */
+  async addConnectionAudit(event: {
+    connectionId: string;
+    action: string;
+    by: string;
+    reason: string;
+  }): Promise<void> {
+    await this.knex("tributary_audit").insert({
+      run_id: CONNECTION_AUDIT_RUN,
+      batch: 0,
+      node_id: event.connectionId,
+      record_key: JSON.stringify([event.by]),
+      action: event.action.slice(0, 16),
+      error: event.reason,
+      created_at: new Date().toISOString(),
+    });
+  }
+
+  async listConnectionAudit(
+    connectionId: string,
+  ): Promise<Array<{ action: string; by: string; reason: string; createdAt: string }>> {
+    const rows = await this.knex("tributary_audit")
+      .where({ run_id: CONNECTION_AUDIT_RUN, node_id: connectionId })
+      .orderBy("id");
+    return rows.map((r) => ({
+      action: r.action as string,
+      by: String((JSON.parse(r.record_key) as unknown[])[0] ?? ""),
+      reason: (r.error as string | null) ?? "",
+      createdAt: r.created_at as string,
+    }));
+  }
+
   /** Takes (or renews) the lease of a source for `ttlMs`; false while another holder has it. */
   async acquireLease(sourceId: string, holder: string, ttlMs: number): Promise<boolean> {
     const now = new Date();
@@ -512,6 +576,9 @@ export class StateStore {
     return (await this.knex("tributary_watermarks").where({ source_id: sourceId }).delete()) > 0;
   }
 }
+
+/** The audit table's run id for connection events (see addConnectionAudit). */
+const CONNECTION_AUDIT_RUN = "connection";
 
 function openSqlite(file: string): Knex {
   if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
