@@ -131,13 +131,15 @@ function disjuncts(statement: Statement, predicate: string): Term[][] {
 }
 
 /** `order by a asc, b asc` as [a, b], every one ascending. */
+/** The ORDER BY columns. Each must be qualified by the table: SQL Server resolves a bare
+ *  name to the select-list alias, which for a datetime2 is its text, not its time. */
 function orderBy(sql: string): string[] {
   const m = /order by (.+?)(?:\) where rownum|$)/.exec(sql);
   assert.ok(m, `no order by in: ${sql}`);
   return m[1].split(", ").map((part) => {
-    const item = new RegExp(String.raw`^${ID} asc$`).exec(part);
-    assert.ok(item, `"${part}" is not an ascending column`);
-    return name(item);
+    const item = new RegExp(String.raw`^${ID}\.${ID} asc$`).exec(part);
+    assert.ok(item, `"${part}" is not an ascending column qualified by its table`);
+    return name(item, 3);
   });
 }
 

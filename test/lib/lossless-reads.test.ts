@@ -70,13 +70,38 @@ describe("lossless reads where the driver would round", () => {
       password: "p",
       connectTimeoutMs: 10_000,
     });
-    const connection = config.connection as { connectString: string; fetchAsString: string[] };
+    const connection = config.connection as { connectString: string };
     assert.equal(connection.connectString, "db:1521/ORCLPDB1");
-    assert.deepEqual(connection.fetchAsString, ["number", "date", "clob"]);
+    // What knex hands to node-oracledb per query: numbers, dates and CLOBs as text.
+    const client = knexFactory(config);
+    const asString = (client.client as { fetchAsString: unknown[] }).fetchAsString.map(String);
+    void client.destroy();
+    assert.equal(asString.length, 3, `knex would fetch as text: ${asString.join(", ")}`);
+    assert.ok(asString.some((t) => /NUMBER/.test(t)));
+    assert.ok(asString.some((t) => /CLOB/.test(t)));
     const zoned = { name: "t", type: "timestamp(6) with time zone", nullable: true };
     assert.equal(
       oracleDialect.fromDb!(zoned, "2026-05-01T10:00:00.123456789+00:00"),
       "2026-05-01T10:00:00.123456789Z",
     );
+  });
+
+  it("Oracle: binding a timestamp gives text the session formats parse, per column type", () => {
+    const at = (type: string, value: string) =>
+      oracleDialect.toDbValue({ name: "t", type, nullable: true }, value);
+    assert.equal(
+      at("timestamp(6)", "2026-05-01T12:00:00.123456+02:00"),
+      "2026-05-01T10:00:00.123456",
+    );
+    assert.equal(
+      at("timestamp(9)", "2026-05-01T10:00:00.123456789Z"),
+      "2026-05-01T10:00:00.123456789",
+    );
+    assert.equal(
+      at("timestamp(6) with time zone", "2026-05-01T10:00:00.5Z"),
+      "2026-05-01T10:00:00.5+00:00",
+    );
+    assert.equal(at("date", "2026-05-01T10:00:07Z"), "2026-05-01T10:00:07");
+    assert.equal(at("varchar2(40)", "2026-05-01T10:00:00Z"), "2026-05-01T10:00:00Z");
   });
 });

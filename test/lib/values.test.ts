@@ -122,3 +122,32 @@ describe("utcWallClock: ISO 8601 as the UTC wall clock of a zone-less column", (
     });
   }
 });
+
+describe("timestamp fast paths agree with the general parser", () => {
+  // PostgreSQL's "+00" and ISO's "Z" take a slicing fast path; "+00:00" takes the
+  // general one. For the same instant, both must give the same text.
+  const instants: string[] = [];
+  for (let i = 0; i < 500; i += 1) {
+    const when = new Date(
+      Date.UTC(1990 + (i % 60), i % 12, 1 + (i % 28), i % 24, (i * 7) % 60, (i * 13) % 60),
+    );
+    const digits = String((i * 7919) % 1_000_000)
+      .padStart(6, "0")
+      .slice(0, i % 7);
+    instants.push(`${when.toISOString().slice(0, 19)}${digits ? `.${digits}` : ""}`);
+  }
+  it("isoTimestamp: 'YYYY-MM-DD HH:MM:SS.ffffff+00' as with '+00:00'", () => {
+    for (const t of instants) {
+      const pgText = t.replace("T", " ");
+      assert.equal(isoTimestamp(`${pgText}+00`), isoTimestamp(`${pgText}+00:00`), pgText);
+    }
+  });
+  it("utcWallClock: '...Z' as with '+00:00'", () => {
+    for (const t of instants) assert.equal(utcWallClock(`${t}Z`), utcWallClock(`${t}+00:00`), t);
+  });
+  it("trailing fraction zeros are dropped on the fast path too", () => {
+    assert.equal(isoTimestamp("2026-01-01 00:25:00.000500+00"), "2026-01-01T00:25:00.0005Z");
+    assert.equal(isoTimestamp("2026-01-01 00:25:00.000000+00"), "2026-01-01T00:25:00Z");
+    assert.equal(utcWallClock("2026-01-01T00:25:00.05Z"), "2026-01-01 00:25:00.050000");
+  });
+});

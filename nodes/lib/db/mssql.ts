@@ -17,7 +17,8 @@ export const mssqlDialect: Dialect = {
   label: "SQL Server",
   defaultPort: 1433,
   // 2,100 per request, less one for safety margins some drivers use.
-  maxParameters: 2_099,
+  // 2,100 per request, two of which sp_executesql takes for itself.
+  maxParameters: 2_098,
   rowValues: false,
   maxRows: 1_000,
   // datetime2 carries no zone: the server's offset is what a watermark is read in.

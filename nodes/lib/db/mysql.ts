@@ -187,34 +187,30 @@ export const mysqlDialect: Dialect = {
         staged.add(stage);
       }
       await rawQuery(conn, `truncate table ${stage}`);
-      await rawQuery(conn, "start transaction");
-      try {
-        const loaded = (await rawQuery(conn, {
-          sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${columns})`,
-          infileStreamFactory: () => Readable.from([data]),
-        })) as { warningStatus?: number };
-        // LOCAL loads turn data errors into warnings (NULL into NOT NULL becomes '',
-        // long text is cut): any warning means a value changed, so the statement path,
-        // which reports such rows, takes over.
-        if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
-        const existing = (await rawQuery(
-          conn,
-          `select ${chunk.key.map((k) => `s.${quoteId(k)}`).join(", ")} from ${stage} s join ${table} t on ${keyJoin}`,
-        )) as Array<Record<string, unknown>>;
-        await rawQuery(
-          conn,
-          `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
-        );
-        await rawQuery(conn, "commit");
-        const seen = new Set(existing.map((row) => keyText(chunk.key.map((k) => row[k]))));
-        const indexes = keyIndexes(chunk);
-        return chunk.rows.map((row) =>
-          seen.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert",
-        );
-      } catch (err) {
-        await rawQuery(conn, "rollback").catch(() => undefined);
-        throw err;
-      }
+      const loaded = (await rawQuery(conn, {
+        sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${columns})`,
+        infileStreamFactory: () => Readable.from([data]),
+      })) as { warningStatus?: number };
+      // LOCAL loads turn data errors into warnings (NULL into NOT NULL becomes '',
+      // long text is cut): any warning means a value changed, so the statement path,
+      // which reports such rows, takes over. Nothing reached the target yet.
+      if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
+      // No transaction: the one INSERT ... SELECT is atomic by itself, and a transaction
+      // would not make the insert/update labels exact under a concurrent writer either
+      // (the select takes no locks); it would only cost two round trips per batch.
+      const existing = (await rawQuery(
+        conn,
+        `select ${chunk.key.map((k) => `s.${quoteId(k)}`).join(", ")} from ${stage} s join ${table} t on ${keyJoin}`,
+      )) as Array<Record<string, unknown>>;
+      await rawQuery(
+        conn,
+        `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
+      );
+      const seen = new Set(existing.map((row) => keyText(chunk.key.map((k) => row[k]))));
+      const indexes = keyIndexes(chunk);
+      return chunk.rows.map((row) =>
+        seen.has(keyText(indexes.map((i) => row[i]))) ? "update" : "insert",
+      );
     } finally {
       await knex.client.releaseConnection(conn);
     }

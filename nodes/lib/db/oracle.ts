@@ -1,6 +1,6 @@
 /** Oracle through node-oracledb in thin mode (no Instant Client). */
 import type { Knex } from "knex";
-import { isoTimestamp, isPlainObject } from "./values";
+import { isoTimestamp, isPlainObject, utcWallClock } from "./values";
 import {
   classifyNetworkError,
   columnsFromKnex,
@@ -17,6 +17,24 @@ export const ORACLE_SESSION = [
   `alter session set nls_timestamp_tz_format = 'YYYY-MM-DD"T"HH24:MI:SS.FF9TZH:TZM'`,
   `alter session set nls_date_format = 'YYYY-MM-DD"T"HH24:MI:SS'`,
 ];
+
+/**
+ * An ISO 8601 timestamp as text the session's NLS formats parse: with its offset as
+ * +HH:MM for WITH TIME ZONE columns, as the UTC wall clock for TIMESTAMP (whose
+ * session zone is UTC), and without a fraction for DATE, which keeps none.
+ * Null when the text is not a timestamp (it is then bound unchanged and Oracle says why).
+ */
+export function oracleTimestampText(type: string, value: string): string | null {
+  // UTC text keeps all nine digits TIMESTAMP(9) may hold; other offsets are shifted
+  // to UTC (utcWallClock keeps six).
+  const utc = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)Z$/.exec(value);
+  const wall = utc ? utc[1] : utcWallClock(value);
+  if (wall === null) return null;
+  const iso = wall.replace(" ", "T");
+  if (/with (local )?time zone/.test(type)) return `${iso}+00:00`;
+  if (/^date/.test(type)) return iso.slice(0, 19);
+  return iso;
+}
 
 export const oracleDialect: Dialect = {
   client: "oracle",
@@ -37,9 +55,10 @@ export const oracleDialect: Dialect = {
         // tcps:// for TLS; thin mode verifies the server certificate against the system CAs.
         connectString: `${s.ssl ? "tcps://" : ""}${s.host}:${s.port ?? 1521}/${s.database}`,
         connectTimeout: Math.ceil(s.connectTimeoutMs / 1000),
-        // Numbers and dates as text: NUMBER(38) and TIMESTAMP(9) do not fit a double or a Date.
-        fetchAsString: ["number", "date", "clob"],
       } as unknown as Knex.OracleDbConnectionConfig,
+      // Numbers and dates as text: NUMBER(38) and TIMESTAMP(9) do not fit a double or a
+      // Date. knex reads this option at the top level of its config, not in `connection`.
+      fetchAsString: ["number", "date", "clob"],
       pool: {
         ...poolOptions(s),
         afterCreate(
@@ -65,8 +84,10 @@ export const oracleDialect: Dialect = {
     return value;
   },
 
-  toDbValue(_column, value) {
+  toDbValue(column, value) {
     if (typeof value === "boolean") return value ? 1 : 0;
+    if (typeof value === "string" && /^timestamp|^date/.test(column.type))
+      return oracleTimestampText(column.type, value) ?? value;
     if (Array.isArray(value) || isPlainObject(value)) return JSON.stringify(value);
     return value;
   },

@@ -164,7 +164,10 @@ export class TableReader implements StreamReader {
     } else if (after) {
       this.whereAfter(query, fields, this.boundValues(fields, after));
     }
-    for (const field of fields) query.orderBy(field, "asc");
+    // Qualified, so SQL Server orders by the column and not by the same-named text
+    // alias selectExpression makes of a datetime2 (text order is not time order).
+    const from = this.compiled ? "tributary_q" : this.options.table;
+    for (const field of fields) query.orderBy(`${from}.${field}`, "asc");
     query.limit(limit);
     try {
       return this.connection.lossless([...this.columns.values()], (await query) as SyncRecord[]);

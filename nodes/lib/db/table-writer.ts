@@ -187,7 +187,9 @@ export class TableWriter {
         action: actions[i],
       }));
     } catch (err) {
-      if (dialect.classifyError(err)) throw err;
+      // A deadlock or dropped connection is retried on the statement path (an upsert
+      // written twice is the same row); a refused login or a missing database is not.
+      if (dialect.classifyError(err) && !dialect.isTransient(err)) throw err;
       return null;
     }
   }
@@ -343,12 +345,32 @@ function groupByFields(
   columns: Map<string, ColumnInfo>,
 ): Array<{ fields: string[]; records: SyncRecord[] }> {
   const groups = new Map<string, { fields: string[]; records: SyncRecord[] }>();
-  for (const record of records) {
-    const fields = Object.keys(record).filter((f) => columns.has(f) && record[f] !== undefined);
+  const groupOf = (fields: string[]) => {
     const signature = fields.join("\u0001");
     let group = groups.get(signature);
     if (!group) groups.set(signature, (group = { fields, records: [] }));
-    group.records.push(record);
+    return group;
+  };
+  // A batch's records nearly always share one shape: the group of the last shape
+  // seen is reused without building a signature per record.
+  let lastKeys: string[] = [];
+  let lastColumnKeys: string[] = [];
+  let complete = groupOf([]);
+  for (const record of records) {
+    const keys = Object.keys(record);
+    if (!sameKeys(keys, lastKeys)) {
+      lastKeys = keys;
+      lastColumnKeys = keys.filter((f) => columns.has(f));
+      complete = groupOf(lastColumnKeys);
+    }
+    if (lastColumnKeys.every((f) => record[f] !== undefined)) complete.records.push(record);
+    else groupOf(lastColumnKeys.filter((f) => record[f] !== undefined)).records.push(record);
   }
-  return [...groups.values()];
+  return [...groups.values()].filter((g) => g.records.length > 0);
+}
+
+function sameKeys(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
+  return true;
 }
