@@ -71,17 +71,25 @@ export class TableWriter {
     const outcomes: Outcome[] = [];
     const ignored = new Set<string>();
     const latest = new Map<string, SyncRecord>();
+    const single = keyColumns.length === 1 ? keyColumns[0] : null;
+    let lastKeys: string[] = [];
     for (const record of records) {
-      const missing = keyColumns.filter((k) => record[k] === undefined || record[k] === null);
-      if (missing.length) {
+      if (keyColumns.some((k) => record[k] === undefined || record[k] === null)) {
+        const missing = keyColumns.filter((k) => record[k] === undefined || record[k] === null);
         const error = `record has no value for key column "${missing.join('", "')}"`;
         failed.push({ record, error });
         outcomes.push({ key: keyColumns.map((k) => record[k] ?? null), action: "failed", error });
         continue;
       }
       // The last version of a key in a batch wins, as it would row by row.
-      latest.set(JSON.stringify(keyColumns.map((k) => String(record[k]))), record);
-      for (const field of Object.keys(record)) if (!columns.has(field)) ignored.add(field);
+      const id = single
+        ? String(record[single])
+        : JSON.stringify(keyColumns.map((k) => String(record[k])));
+      latest.set(id, record);
+      const keys = Object.keys(record);
+      if (sameKeys(keys, lastKeys)) continue; // a shape already checked
+      lastKeys = keys;
+      for (const field of keys) if (!columns.has(field)) ignored.add(field);
     }
     let unique = [...latest.values()];
     if (deletedField && this.options.deletes === "delete") {
