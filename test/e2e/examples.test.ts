@@ -106,6 +106,35 @@ describe("example flows", function () {
     assert.deepEqual(await mysqlChecksum("customers"), await pgChecksum(pg, "customers"));
   });
 
+  it("02 MySQL → PostgreSQL reshapes with the transform and holds back invalid records", async () => {
+    // MySQL customers come from example 01 (or are copied here when it did not run).
+    if (((await mysqlChecksum("customers")).count ?? 0) === 0) {
+      const rows = await pg("customers").select();
+      for (let i = 0; i < rows.length; i += 500)
+        await my("customers").insert(rows.slice(i, i + 500));
+    }
+    await my.raw(
+      "update customers set email = 'not an address', updated_at = now(6) where id in (7, 8)",
+    );
+    await pg.raw("drop table if exists contacts");
+    await pg.raw(
+      "create table contacts (id bigint primary key, email text not null, full_name text, country char(2), balance numeric(12,2), updated_at timestamptz)",
+    );
+    const result = await run(example("02"), env);
+    assert.notEqual(result.code, 0, "a run with invalid records is reported as failed");
+    assert.match(result.out, /MySQL customers customers failed read=3000 written=2998 failed=2 /);
+    assert.match(result.out, /2 record\(s\) failed/);
+    const [{ n }] = await pg("contacts").count({ n: "*" });
+    assert.equal(Number(n), 2998);
+    assert.equal(await pg("contacts").whereIn("id", [7, 8]).first(), undefined);
+    const c = await pg("contacts").where({ id: 42 }).first();
+    const source = await my("customers").where({ id: 42 }).first();
+    assert.equal(c.full_name, `${source.first_name} ${source.last_name}`);
+    assert.equal(c.email, source.email.toLowerCase());
+    assert.equal(c.country, source.country);
+    assert.equal(Number(c.balance), Number(source.balance));
+  });
+
   it("05 bidirectional with review writes nothing when both sides agree", async () => {
     const result = await run(example("05"), env);
     assert.equal(result.code, 0, result.out);
