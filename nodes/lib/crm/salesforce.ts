@@ -626,6 +626,8 @@ export class SalesforceProvider implements CrmProvider {
 
   /** A SalesforceError with the provider's message, minus any secret. */
   private clean(err: unknown, what: string): SalesforceError {
+    // Ours already say what to fix and hold no secret.
+    if (err instanceof SalesforceError) return err;
     const code = errorCode(err);
     let message = this.scrub(messageOf(err));
     if (code === "REQUEST_LIMIT_EXCEEDED" && /TotalRequests/i.test(message)) {
