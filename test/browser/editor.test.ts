@@ -208,6 +208,8 @@ describe("editor in Chromium", function () {
         ).RED.editor.editConfig("", "tributary-db-connection", id),
       pgId,
     );
+    // Labels come from the en-US message catalog (locales/en-US/db-connection.json).
+    assert.equal((await page.textContent('label[for="node-config-input-host"]'))?.trim(), "Host");
     await page.click("#node-config-test-connection");
     await page.waitForFunction(
       () =>
