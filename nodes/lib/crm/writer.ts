@@ -82,9 +82,10 @@ export class CrmWriter {
       const out: SyncRecord = {};
       for (const [field, value] of Object.entries(record)) {
         const wanted = only ? only.has(field) : true;
+        // The CRM sets its own record id; a source row's "id" is not written to it.
         if (field === keyField || (wanted && names.has(field) && field !== idField))
           out[field] = value;
-        else if (wanted && field !== idField) ignored.add(field);
+        else if (wanted) ignored.add(field);
       }
       return { record, out };
     });
