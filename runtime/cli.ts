@@ -6,6 +6,7 @@ import path from "node:path";
 import { runRegistry } from "../nodes/lib/run-registry";
 import { closeStateStores } from "../nodes/lib/state-store";
 import { runFlowFile } from "./headless";
+import { rotateSecret } from "./rotate-secret";
 import { startServer } from "./server";
 import { StartupError } from "./user-dir";
 
@@ -15,6 +16,9 @@ Usage:
   tributary start                 start the hosted runtime (editor, /health, /metrics)
   tributary run <flows.json>      run every source of a flow file once, headless
         [--mode full|incremental]   override the sources' mode for this run
+  tributary rotate-secret         re-encrypt stored OAuth tokens and flows_cred.json from
+                                  TRIBUTARY_OLD_CREDENTIAL_SECRET to TRIBUTARY_CREDENTIAL_SECRET
+                                  (runtime stopped)
   tributary --help
 
 Environment: PORT (1880), HOST (127.0.0.1), TRIBUTARY_USER_DIR (./.tributary),
@@ -79,6 +83,7 @@ export async function main(
     }
     return runFlowFile(path.resolve(file), { userDir: userDir(env), mode, env });
   }
+  if (command === "rotate-secret") return rotateSecret({ userDir: userDir(env), env });
   throw new StartupError(`unknown command "${command}": see tributary --help`);
 }
 
