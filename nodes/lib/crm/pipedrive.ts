@@ -32,6 +32,8 @@ import type {
 
 export const PIPEDRIVE_BASE_URL = "https://api.pipedrive.com";
 const OAUTH_URL = "https://oauth.pipedrive.com/oauth/token";
+/** A read session unused this long is not continued (its run has ended). */
+const SESSION_IDLE_MS = 60_000;
 /** v2 lists return at most 500 per page. */
 const PAGE = 500;
 
@@ -78,6 +80,7 @@ interface Session {
   buffer: SyncRecord[];
   lastSeen: string | null;
   done: boolean;
+  usedAt: number;
 }
 
 function samePosition(a: CrmPosition | null, b: CrmPosition | null): boolean {
@@ -250,7 +253,10 @@ export class PipedriveProvider implements CrmProvider {
       s.mode !== request.mode ||
       s.fields !== fieldsKey ||
       !samePosition(s.position, request.after) ||
-      request.after === null
+      request.after === null ||
+      // A finished or idle session belongs to an earlier run: start from the watermark.
+      (s.done && s.buffer.length === 0) ||
+      Date.now() - s.usedAt > SESSION_IDLE_MS
     ) {
       s = {
         object: request.object,
@@ -262,8 +268,10 @@ export class PipedriveProvider implements CrmProvider {
         buffer: [],
         lastSeen: null,
         done: false,
+        usedAt: Date.now(),
       };
     }
+    s.usedAt = Date.now();
     this.session = s;
     const pos = (r: SyncRecord) => positionOf(r, "id", "update_time");
     const out: SyncRecord[] = [];
