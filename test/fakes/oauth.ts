@@ -14,6 +14,9 @@
  *   errors 400 { error, error_description }; a code_verifier that does not match the
  *   challenge is refused.
  *   https://help.salesforce.com/s/articleView?id=remoteaccess_oauth_web_server_flow.htm
+ *   Refresh: POST /services/oauth2/token (grant_type=refresh_token) → a new
+ *   access_token, no refresh_token.
+ *   https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm
  *   Revoke: POST /services/oauth2/revoke (form: token) → 200; 400 { error:
  *   "invalid_token" }. https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_revoke_token.htm
  * - HubSpot: consent at https://app.hubspot.com/oauth/authorize (client_id,
@@ -208,7 +211,40 @@ export class FakeOAuthServer {
     return { access, refresh };
   }
 
+  /**
+   * grant_type=refresh_token: a new access token. Salesforce and Zoho answer without
+   * a refresh token (the old one stays valid); HubSpot returns the same one; this fake
+   * rotates Pipedrive's, so callers must keep what comes back.
+   */
+  private refreshGrant(req: OAuthRequest, provider: string, viaBasic = false): Reply {
+    const form = req.form;
+    const clientOk =
+      viaBasic ||
+      (form.get("client_id") === this.clientId && form.get("client_secret") === this.clientSecret);
+    const old = form.get("refresh_token") ?? "";
+    if (!clientOk || !this.refresh.has(old))
+      return {
+        status: 400,
+        body: { error: "invalid_grant", error_description: "expired access/refresh token" },
+      };
+    const access = `at-${randomBytes(18).toString("hex")}`;
+    this.access.add(access);
+    const body: Record<string, unknown> = { access_token: access, token_type: "Bearer" };
+    if (provider === "salesforce") body.instance_url = this.url;
+    else body.expires_in = 3600;
+    if (provider === "zoho" || provider === "pipedrive") body.api_domain = this.url;
+    if (provider === "hubspot") body.refresh_token = old;
+    if (provider === "pipedrive") {
+      const rotated = `rt-${randomBytes(18).toString("hex")}`;
+      this.refresh.delete(old);
+      this.refresh.add(rotated);
+      body.refresh_token = rotated;
+    }
+    return { status: 200, body };
+  }
+
   private salesforceToken(req: OAuthRequest): Reply {
+    if (req.form.get("grant_type") === "refresh_token") return this.refreshGrant(req, "salesforce");
     const error = this.checkCode(req.form);
     if (error) return { status: 400, body: { error: "invalid_grant", error_description: error } };
     const t = this.issue();
@@ -228,6 +264,7 @@ export class FakeOAuthServer {
   }
 
   private hubspotToken(req: OAuthRequest): Reply {
+    if (req.form.get("grant_type") === "refresh_token") return this.refreshGrant(req, "hubspot");
     const error = this.checkCode(req.form);
     if (error) return { status: 400, body: { status: "BAD_AUTH_CODE", message: error } };
     const t = this.issue();
@@ -243,6 +280,7 @@ export class FakeOAuthServer {
   }
 
   private zohoToken(req: OAuthRequest): Reply {
+    if (req.form.get("grant_type") === "refresh_token") return this.refreshGrant(req, "zoho");
     const error = this.checkCode(req.form);
     if (error) return { status: 200, body: { error: "invalid_code" } };
     const t = this.issue();
@@ -270,6 +308,8 @@ export class FakeOAuthServer {
         status: 401,
         body: { success: false, message: "Invalid client", error: "unauthorized" },
       };
+    if (req.form.get("grant_type") === "refresh_token")
+      return this.refreshGrant(req, "pipedrive", true);
     const error = this.checkCode(req.form, true);
     if (error)
       return { status: 400, body: { success: false, message: error, error: "invalid_grant" } };

@@ -12,7 +12,8 @@ import os from "node:os";
 import path from "node:path";
 import { StateStore } from "../../nodes/lib/state-store";
 import { TokenVault } from "../../nodes/lib/crm/token-vault";
-import { AuthorizationRequests } from "../../nodes/lib/crm/oauth";
+import { AuthorizationRequests, exchangeCode, refreshTokens } from "../../nodes/lib/crm/oauth";
+import type { ProviderName } from "../../nodes/lib/crm/provider";
 import { FakeOAuthServer } from "../fakes/oauth";
 import { startAdmin, type Admin } from "../support/oauth-admin";
 
@@ -267,4 +268,53 @@ describe("OAuth Connect (start → consent → callback)", () => {
       }
     });
   }
+  describe("refreshTokens", () => {
+    async function connected(provider: ProviderName) {
+      const app = {
+        provider,
+        baseUrl: fake.url,
+        clientId: fake.clientId,
+        clientSecret: fake.clientSecret,
+      };
+      const redirectUri = "http://127.0.0.1:1/cb";
+      const path = {
+        salesforce: "/services/oauth2/authorize",
+        hubspot: "/oauth/authorize",
+        zoho: "/oauth/v2/auth",
+        pipedrive: "/oauth/authorize",
+      }[provider];
+      const back = await consent(
+        `${fake.url}${path}?client_id=${fake.clientId}&redirect_uri=${encodeURIComponent(redirectUri)}&state=s`,
+      );
+      return {
+        app,
+        tokens: await exchangeCode(app, { code: back.searchParams.get("code")!, redirectUri }),
+      };
+    }
+
+    it("keeps the refresh token when the provider sends none (Salesforce, Zoho)", async () => {
+      for (const provider of ["salesforce", "zoho"] as const) {
+        const { app, tokens } = await connected(provider);
+        const fresh = await refreshTokens(app, tokens);
+        assert.notEqual(fresh.accessToken, tokens.accessToken);
+        assert.ok(fake.access.has(fresh.accessToken));
+        assert.equal(fresh.refreshToken, tokens.refreshToken);
+        assert.equal(fresh.instanceUrl, fake.url);
+      }
+    });
+
+    it("takes a rotated refresh token (Pipedrive) and fails clearly on a revoked one", async () => {
+      const { app, tokens } = await connected("pipedrive");
+      const fresh = await refreshTokens(app, tokens, { now: () => 1_000 });
+      assert.notEqual(fresh.refreshToken, tokens.refreshToken);
+      assert.ok(fake.refresh.has(fresh.refreshToken!));
+      assert.equal(fresh.expiresAt, 1_000 + 3600 * 1000);
+      await assert.rejects(
+        () => refreshTokens(app, tokens), // the old one was rotated away
+        (err: Error) =>
+          /Pipedrive refused to refresh the access token: invalid_grant/.test(err.message) &&
+          !err.message.includes(tokens.refreshToken!),
+      );
+    });
+  });
 });
