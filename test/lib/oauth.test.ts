@@ -12,7 +12,13 @@ import os from "node:os";
 import path from "node:path";
 import { StateStore } from "../../nodes/lib/state-store";
 import { TokenVault } from "../../nodes/lib/crm/token-vault";
-import { AuthorizationRequests, exchangeCode, refreshTokens } from "../../nodes/lib/crm/oauth";
+import {
+  AuthorizationRequests,
+  exchangeCode,
+  oauthEndpoints,
+  refreshTokens,
+  zohoTokenUrl,
+} from "../../nodes/lib/crm/oauth";
 import type { ProviderName } from "../../nodes/lib/crm/provider";
 import { FakeOAuthServer } from "../fakes/oauth";
 import { startAdmin, type Admin } from "../support/oauth-admin";
@@ -316,5 +322,58 @@ describe("OAuth Connect (start → consent → callback)", () => {
           !err.message.includes(tokens.refreshToken!),
       );
     });
+  });
+});
+
+describe("OAuth endpoints of each provider", () => {
+  const app = (provider: ProviderName, baseUrl = "") => ({
+    provider,
+    baseUrl,
+    clientId: "id",
+    clientSecret: "secret",
+  });
+
+  it("are the providers' production hosts by default, and follow sandboxes and data centres", () => {
+    const sf = oauthEndpoints(app("salesforce"));
+    assert.equal(sf.authorize, "https://login.salesforce.com/services/oauth2/authorize");
+    assert.equal(sf.token, "https://login.salesforce.com/services/oauth2/token");
+    assert.equal(sf.pkce, true);
+    assert.equal(
+      oauthEndpoints(app("salesforce", "https://test.salesforce.com/")).token,
+      "https://test.salesforce.com/services/oauth2/token",
+    );
+    const hs = oauthEndpoints(app("hubspot", "https://api.hubapi.com"));
+    assert.equal(hs.authorize, "https://app.hubspot.com/oauth/authorize");
+    assert.equal(hs.token, "https://api.hubapi.com/oauth/v1/token");
+    assert.equal(hs.revoke?.url("r t"), "https://api.hubapi.com/oauth/v1/refresh-tokens/r%20t");
+    const zoho = oauthEndpoints(app("zoho"));
+    assert.equal(zoho.authorize, "https://accounts.zoho.com/oauth/v2/auth");
+    assert.equal(zoho.authorizeParams.access_type, "offline");
+    assert.equal(
+      oauthEndpoints(app("zoho", "https://www.zohoapis.eu")).token,
+      "https://accounts.zoho.eu/oauth/v2/token",
+    );
+    assert.equal(
+      oauthEndpoints(app("zoho", "https://www.zohoapis.ca")).token,
+      "https://accounts.zohocloud.ca/oauth/v2/token",
+    );
+    const pd = oauthEndpoints(app("pipedrive", "https://mycompany.pipedrive.com"));
+    assert.equal(pd.authorize, "https://oauth.pipedrive.com/oauth/authorize");
+    assert.equal(pd.token, "https://oauth.pipedrive.com/oauth/token");
+    assert.equal(pd.basicAuth, true);
+  });
+
+  it("exchange Zoho codes at the user's data centre, but only at a Zoho accounts host", () => {
+    assert.equal(
+      zohoTokenUrl(app("zoho"), "https://accounts.zoho.eu"),
+      "https://accounts.zoho.eu/oauth/v2/token",
+    );
+    assert.equal(zohoTokenUrl(app("zoho"), "https://evil.example.com"), undefined);
+    assert.equal(zohoTokenUrl(app("zoho"), "http://accounts.zoho.eu"), undefined);
+    // A fake or proxy base URL serves the token endpoint itself.
+    assert.equal(
+      zohoTokenUrl(app("zoho", "http://127.0.0.1:9"), "https://accounts.zoho.eu"),
+      undefined,
+    );
   });
 });
