@@ -6,7 +6,7 @@
  * instance URL), which the real service splits across hosts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createVerify, randomBytes } from "node:crypto";
+import { createHash, createVerify, randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { parseCSV, toCSV } from "jsforce/lib/csv";
 
@@ -1068,8 +1068,7 @@ function unxml(s: string): string {
     .replace(/&amp;/g, "&");
 }
 
+/** A stable order unrelated to the id (a digest), like the chunk order of a Bulk job. */
 function hash(s: string): number {
-  let h = 7;
-  for (const c of s) h = (h * 31 + c.charCodeAt(0)) % 1_000_003;
-  return h;
+  return createHash("md5").update(s).digest().readUInt32BE(0);
 }
