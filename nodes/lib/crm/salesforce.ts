@@ -13,7 +13,7 @@ import { createSign } from "node:crypto";
 import { Connection, OAuth2 } from "jsforce";
 import { HttpApi } from "jsforce/lib/http-api";
 import type { SyncRecord, Value } from "../types";
-import type { ProviderAuth } from "./auth";
+import { memoryAuth, type ProviderAuth } from "./auth";
 import type {
   ConnectionCheck,
   CrmField,
@@ -986,8 +986,9 @@ export function parseCsv(text: string): Record<string, string>[] {
 /** The provider index.ts wires for provider "salesforce". */
 export function createSalesforce(
   settings: CrmSettings,
-  auth: ProviderAuth,
+  auth?: ProviderAuth,
   options?: SalesforceOptions,
 ): SalesforceProvider {
-  return new SalesforceProvider(settings, auth, options);
+  // Without a store, sessions live in memory only (a restart logs in again).
+  return new SalesforceProvider(settings, auth ?? memoryAuth(), options);
 }

@@ -13,7 +13,7 @@
  */
 import axios, { type AxiosResponse, type Method } from "axios";
 import type { SyncRecord, Value } from "../types";
-import type { ProviderAuth } from "./auth";
+import { memoryAuth, type ProviderAuth } from "./auth";
 import type {
   ConnectionCheck,
   CrmField,
@@ -200,7 +200,7 @@ export class ZohoProvider implements CrmProvider {
   readonly name = "zoho" as const;
   private readonly options: Required<Omit<ZohoOptions, "accountsUrl">>;
   private readonly apiBase: string;
-  private readonly accountsUrl: string;
+  private readonly accountsOverride: string | undefined;
   private readonly gate: Gate;
   private tokens: CrmTokens | undefined;
   private loaded = false;
@@ -244,7 +244,7 @@ export class ZohoProvider implements CrmProvider {
       );
     }
     this.apiBase = base.origin;
-    this.accountsUrl = (options.accountsUrl || accountsUrlFor(base.origin)).replace(/\/+$/, "");
+    this.accountsOverride = options.accountsUrl?.replace(/\/+$/, "");
     this.gate = new Gate(Math.max(1, settings.maxConcurrency || 4));
   }
 
@@ -469,8 +469,8 @@ export class ZohoProvider implements CrmProvider {
   }
 
   async revoke(): Promise<void> {
-    const tokens = this.tokens ?? (await this.auth.load());
-    const token = tokens?.refreshToken || this.settings.token;
+    if (!this.tokens) this.tokens = await this.auth.load();
+    const token = this.tokens?.refreshToken || this.settings.token;
     if (!token) return;
     try {
       // https://www.zoho.com/crm/developer/docs/api/v7/revoke-tokens.html
@@ -500,6 +500,15 @@ export class ZohoProvider implements CrmProvider {
   }
 
   // ---- tokens ---------------------------------------------------------------
+
+  /**
+   * The accounts server that issued the tokens: the data centre of the API domain the
+   * token response named (a user in the EU connected through a .com base URL), else
+   * of baseUrl.
+   */
+  private get accountsUrl(): string {
+    return this.accountsOverride || accountsUrlFor(this.tokens?.instanceUrl || this.apiBase);
+  }
 
   private async accessToken(): Promise<string> {
     if (!this.loaded) {
@@ -768,8 +777,9 @@ function toZohoValues(record: SyncRecord): Record<string, unknown> {
 /** The provider index.ts wires for provider "zoho". */
 export function createZoho(
   settings: CrmSettings,
-  auth: ProviderAuth,
+  auth?: ProviderAuth,
   options?: ZohoOptions,
 ): ZohoProvider {
-  return new ZohoProvider(settings, auth, options);
+  // Without a store the tokens live in memory only (settings.token is the refresh token).
+  return new ZohoProvider(settings, auth ?? memoryAuth(), options);
 }
