@@ -1,6 +1,8 @@
 import type { NodeDef, NodeRedApi, RedNode } from "../lib/red";
 import type { DbConnectionNode } from "../lib/db/connection";
-import { TableWriter, type WriteMode } from "../lib/db/table-writer";
+import { TableWriter, type WriteMode, type WriteResult } from "../lib/db/table-writer";
+import type { CrmConnectionNode } from "../lib/crm/index";
+import { CrmWriter } from "../lib/crm/writer";
 import { TributaryError } from "../lib/db/errors";
 import { listOfNames, oneOf, requiredText } from "../lib/node-config";
 import { runRegistry } from "../lib/run-registry";
@@ -8,6 +10,12 @@ import { errorStatus, formatCount, ThrottledStatus } from "../lib/status";
 import type { Outcome, SyncMeta, SyncRecord } from "../lib/types";
 
 const MODES = ["insert", "update", "upsert"] as const;
+
+/** What the node needs of a writer: TableWriter (databases) or CrmWriter (CRMs). */
+interface BatchWriter {
+  check(): Promise<unknown>;
+  write(records: SyncRecord[], dryRun?: boolean, deletedField?: string): Promise<WriteResult>;
+}
 
 interface Tally {
   runId: string | null;
@@ -23,24 +31,29 @@ export = function register(RED: NodeRedApi): void {
     RED.nodes.createNode(this, def);
     const node = this;
     const status = new ThrottledStatus(node);
-    let writer: TableWriter | null = null;
+    let writer: BatchWriter | null = null;
     let configError: Error | null = null;
     try {
-      const connectionNode = RED.nodes.getNode(
-        String(def.connection ?? ""),
-      ) as DbConnectionNode | null;
+      // The target is a database or a CRM (DESIGN §2): `connection` may name either
+      // config node; the editor keeps a CRM one in `crmConnection` (one type per property).
+      const connectionId = def.target === "crm" ? def.crmConnection : def.connection;
+      const connectionNode = RED.nodes.getNode(String(connectionId ?? "")) as
+        (DbConnectionNode & Partial<CrmConnectionNode>) | null;
       if (!connectionNode)
         throw new TributaryError(
           "config",
-          "connection is not set: choose a tributary-db-connection",
+          "connection is not set: choose a tributary-db-connection or a tributary-crm-connection",
         );
-      writer = new TableWriter(connectionNode.connection(), {
-        table: requiredText(def.table, "table", "choose the table to write (e.g. customers)"),
-        keyColumns: listOfNames(def.keyColumns, "key columns", true),
-        mode: oneOf<WriteMode>(def.mode, "mode", MODES, "upsert"),
-        columns: listOfNames(def.columns, "columns", false),
-        deletes: oneOf(def.deletes, "deletes", ["mark", "delete"] as const, "mark"),
-      });
+      if (connectionNode.type === "tributary-crm-connection") {
+        writer = crmWriter(connectionNode as unknown as CrmConnectionNode, def);
+      } else
+        writer = new TableWriter(connectionNode.connection(), {
+          table: requiredText(def.table, "table", "choose the table to write (e.g. customers)"),
+          keyColumns: listOfNames(def.keyColumns, "key columns", true),
+          mode: oneOf<WriteMode>(def.mode, "mode", MODES, "upsert"),
+          columns: listOfNames(def.columns, "columns", false),
+          deletes: oneOf(def.deletes, "deletes", ["mark", "delete"] as const, "mark"),
+        });
     } catch (err) {
       configError = err as Error;
       node.status(errorStatus(configError.message));
@@ -107,6 +120,16 @@ export = function register(RED: NodeRedApi): void {
         },
         (err: Error) => fail(err),
       );
+    });
+  }
+
+  /** CRM target: `table` is the object, the first key column the field records match by. */
+  function crmWriter(connection: CrmConnectionNode, def: NodeDef): CrmWriter {
+    return new CrmWriter(connection.provider(), {
+      object: requiredText(def.table, "object", "choose the CRM object to write (e.g. contacts)"),
+      keyField: listOfNames(def.keyColumns, "key columns", true)[0],
+      mode: oneOf<WriteMode>(def.mode, "mode", MODES, "upsert"),
+      columns: listOfNames(def.columns, "columns", false),
     });
   }
 

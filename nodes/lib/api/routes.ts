@@ -19,6 +19,7 @@ import type { DbConnectionNode } from "../db/connection";
 import { DbConnection, parseSettings } from "../db/connection";
 import { TributaryError } from "../db/errors";
 import { describeTableDetail, listTables } from "../db/discovery";
+import { registerCrmRoutes } from "./crm-routes";
 
 export class ApiError extends Error {
   constructor(
@@ -126,6 +127,7 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
   );
 
   publishLiveUpdates(RED);
+  registerCrmRoutes(RED);
 }
 
 function requirePermission(permission: string): RequestHandler {

@@ -180,3 +180,26 @@ export function connectionLabel(settings: CrmSettings): string {
   }
   return `${settings.provider} ${host}`;
 }
+
+/** What a tributary-crm-connection config node offers the nodes that use it. */
+export interface CrmConnectionNode {
+  id: string;
+  type: string;
+  /** The parsed settings, or throws the configuration error (read by the OAuth routes too). */
+  crmSettings(): CrmSettings;
+  /** The connection's one provider (one concurrency limit per connection), or throws. */
+  provider(): CrmProvider;
+  /** "hubspot api.hubapi.com" */
+  label(): string;
+}
+
+/**
+ * OAuth tokens of one connection, sealed in the state store (token-vault.ts), opened
+ * lazily: the store and the credential secret are only needed once a call is made.
+ */
+export function sealedTokens(access: () => Promise<TokenStore>): TokenStore {
+  return {
+    load: async () => (await access()).load(),
+    save: async (tokens) => (await access()).save(tokens),
+  };
+}
