@@ -200,6 +200,9 @@ const migrationSource: Knex.MigrationSource<string> = {
 };
 
 export class StateStore {
+  /** A SQLite file (one connection, prepared statements) rather than PostgreSQL. */
+  private sqlite = false;
+
   private constructor(
     readonly knex: Knex,
     readonly location: string,
@@ -210,6 +213,7 @@ export class StateStore {
       ? knexFactory({ client: "pg", connection: location.url, pool: { min: 0, max: 4 } })
       : openSqlite(location.file ?? ":memory:");
     const store = new StateStore(knex, location.url ? redactUrl(location.url) : location.file!);
+    store.sqlite = !location.url;
     await knex.migrate.latest({ migrationSource, tableName: "tributary_migrations" });
     return store;
   }
@@ -295,9 +299,7 @@ export class StateStore {
       error: e.error ?? null,
       created_at: e.createdAt ?? createdAt,
     }));
-    // SQLite allows 32,766 bound values per statement; 7 a row.
-    for (let i = 0; i < rows.length; i += 500)
-      await this.knex("tributary_audit").insert(rows.slice(i, i + 500));
+    await this.insertMany("tributary_audit", rows);
   }
 
   async listAudit(
@@ -360,11 +362,46 @@ export class StateStore {
       target_hash: s.targetHash,
       synced_at: syncedAt,
     }));
-    for (let i = 0; i < rows.length; i += 500) {
-      await this.knex("tributary_sync_state")
-        .insert(rows.slice(i, i + 500))
-        .onConflict(["scope", "record_key"])
-        .merge();
+    await this.insertMany("tributary_sync_state", rows, ["scope", "record_key"]);
+  }
+
+  /**
+   * Inserts rows (all with the same fields), merging on `conflict` columns when given.
+   * On SQLite, one prepared statement run per row inside one transaction: knex would
+   * prepare a new multi-row statement for every chunk, which costs more than the
+   * writing. On PostgreSQL, multi-row statements in chunks.
+   */
+  private async insertMany(
+    table: string,
+    rows: Array<Record<string, unknown>>,
+    conflict?: string[],
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    if (!this.sqlite) {
+      for (let i = 0; i < rows.length; i += 500) {
+        const insert = this.knex(table).insert(rows.slice(i, i + 500));
+        await (conflict ? insert.onConflict(conflict).merge() : insert);
+      }
+      return;
+    }
+    const columns = Object.keys(rows[0]);
+    const quoted = (c: string) => `"${c.replace(/"/g, '""')}"`;
+    const sql =
+      `insert into ${quoted(table)} (${columns.map(quoted).join(", ")}) values (${columns.map(() => "?").join(", ")})` +
+      (conflict
+        ? ` on conflict (${conflict.map(quoted).join(", ")}) do update set ${columns
+            .filter((c) => !conflict.includes(c))
+            .map((c) => `${quoted(c)} = excluded.${quoted(c)}`)
+            .join(", ")}`
+        : "");
+    const db = (await this.knex.client.acquireConnection()) as SqliteDatabase;
+    try {
+      const statement = db.prepare(sql);
+      db.transaction(() => {
+        for (const row of rows) statement.run(columns.map((c) => row[c]));
+      })();
+    } finally {
+      await this.knex.client.releaseConnection(db);
     }
   }
 
@@ -580,6 +617,12 @@ export class StateStore {
 /** The audit table's run id for connection events (see addConnectionAudit). */
 const CONNECTION_AUDIT_RUN = "connection";
 
+/** The part of a better-sqlite3 Database that insertMany uses. */
+interface SqliteDatabase {
+  prepare(sql: string): { run(params: unknown[]): unknown };
+  transaction(fn: () => void): () => void;
+}
+
 function openSqlite(file: string): Knex {
   if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
   return knexFactory({
@@ -595,6 +638,10 @@ function openSqlite(file: string): Knex {
         done: (err: Error | null, conn: unknown) => void,
       ) => {
         conn.pragma("journal_mode = WAL");
+        // With WAL, NORMAL syncs at checkpoints, not at every commit; a power cut may
+        // lose the last commits (a watermark then re-reads rows, which upserts absorb)
+        // but never corrupts the file.
+        conn.pragma("synchronous = NORMAL");
         conn.pragma("busy_timeout = 5000");
         done(null, conn);
       },

@@ -104,3 +104,11 @@ export function isDeleted(value: Value | undefined): boolean {
     value === "false"
   );
 }
+
+/** Whether two records' field names (Object.keys) are the same, in the same order: a
+ *  batch's records nearly always share one shape, so per-shape work is done once. */
+export function sameFieldNames(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -7,7 +7,7 @@
  * - changed on both sides: a conflict, settled by the strategy.
  */
 import type { SyncState } from "../state-store";
-import type { OutcomeAction, SyncRecord } from "../types";
+import { sameFieldNames, type OutcomeAction, type SyncRecord } from "../types";
 import { keyString, recordHash } from "./record-hash";
 
 export const STRATEGIES = ["source-wins", "target-wins", "newest-wins", "skip", "manual"] as const;
@@ -54,9 +54,15 @@ export function decide(
   states: Map<string, SyncState>,
   options: ResolverOptions,
 ): Decision[] {
+  let shape: string[] = [];
+  let fields: string[] = [];
   return records.map((record) => {
     const key = keyString(record, options.keyFields);
-    const fields = Object.keys(record).filter((f) => options.targetFields.has(f));
+    const names = Object.keys(record);
+    if (!sameFieldNames(names, shape)) {
+      shape = names;
+      fields = names.filter((f) => options.targetFields.has(f));
+    }
     const incomingHash = recordHash(record, fields);
     const target = targets.get(key);
     if (!target)

@@ -3,7 +3,14 @@
  * batch, statements chunked under the dialect's bound-parameter limit.
  */
 import type { Knex } from "knex";
-import { isDeleted, type Outcome, type OutcomeAction, type SyncRecord, type Value } from "../types";
+import {
+  isDeleted,
+  sameFieldNames,
+  type Outcome,
+  type OutcomeAction,
+  type SyncRecord,
+  type Value,
+} from "../types";
 import { requireColumns, type DbConnection } from "./connection";
 import type { ColumnInfo, WriteChunk } from "./dialect";
 import { TributaryError } from "./errors";
@@ -87,7 +94,7 @@ export class TableWriter {
         : JSON.stringify(keyColumns.map((k) => String(record[k])));
       latest.set(id, record);
       const keys = Object.keys(record);
-      if (sameKeys(keys, lastKeys)) continue; // a shape already checked
+      if (sameFieldNames(keys, lastKeys)) continue; // a shape already checked
       lastKeys = keys;
       for (const field of keys) if (!columns.has(field)) ignored.add(field);
     }
@@ -366,7 +373,7 @@ function groupByFields(
   let complete = groupOf([]);
   for (const record of records) {
     const keys = Object.keys(record);
-    if (!sameKeys(keys, lastKeys)) {
+    if (!sameFieldNames(keys, lastKeys)) {
       lastKeys = keys;
       lastColumnKeys = keys.filter((f) => columns.has(f));
       complete = groupOf(lastColumnKeys);
@@ -375,10 +382,4 @@ function groupByFields(
     else groupOf(lastColumnKeys.filter((f) => record[f] !== undefined)).records.push(record);
   }
   return [...groups.values()].filter((g) => g.records.length > 0);
-}
-
-function sameKeys(a: string[], b: string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
-  return true;
 }
