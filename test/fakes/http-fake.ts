@@ -43,6 +43,8 @@ export abstract class HttpFake {
   /** Delay before each reply, to let concurrency show. */
   latencyMs = 0;
   url = "";
+  /** Called for every request before faults and handlers (e.g. to expire a token mid-run). */
+  onRequest: ((req: FakeRequest) => void) | null = null;
 
   protected abstract handle(req: FakeRequest): FakeReply | Promise<FakeReply>;
   /** The body a fault's status carries, in the provider's error format. */
@@ -102,6 +104,7 @@ export abstract class HttpFake {
         rawBody,
       };
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
+      this.onRequest?.(request);
       const i = this.faults.findIndex((f) => !f.match || f.match(request));
       let reply: FakeReply;
       if (i >= 0) {

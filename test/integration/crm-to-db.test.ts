@@ -7,12 +7,16 @@
  *  - PostgreSQL → HubSpot contacts through the upsert node, keyed by email.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import type { Knex } from "knex";
 import { allNodes, helper, useTempUserDir, type HelperNode } from "../support/red";
 import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databases";
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
+import { vaultFor } from "../../nodes/lib/crm/token-vault";
 import { HubSpotFake } from "../fakes/hubspot";
 
 const TOKEN = "pat-eu1-integration-token";
@@ -280,3 +284,152 @@ describe("HubSpot ⇄ PostgreSQL through the nodes (HubSpot fake, real PostgreSQ
     });
   });
 });
+
+describe("HubSpot (OAuth2) → PostgreSQL: a token expiring mid-run and a 429 storm", function () {
+  this.timeout(120_000);
+  const SECRET = "integration-credential-secret";
+  const COMPANIES = 1500;
+  let pg: Knex;
+  let fake: HubSpotFake;
+  let userDir = "";
+
+  before(async function () {
+    pg = pgKnex();
+    await requireServer(this, "PostgreSQL", pg);
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-crm-oauth-"));
+    helper.init(require.resolve("node-red"), { userDir, credentialSecret: SECRET });
+    fake = new HubSpotFake({
+      oauth: {
+        clientId: "app-client",
+        clientSecret: "app-client-secret",
+        accessToken: "hs-access-initial",
+        refreshToken: "hs-refresh-initial",
+        rotate: true,
+      },
+    });
+    await fake.start();
+    fake.seed(
+      "companies",
+      Array.from({ length: COMPANIES }, (_, i) => ({
+        name: `Company ${i}`,
+        domain: `c${i}.example`,
+      })),
+      (i) => new Date(Date.UTC(2026, 1, 1) + Math.floor(i / 50) * 1000).toISOString(),
+    );
+    // Tokens as Connect would have stored them: sealed in the state store.
+    const store = await stateStoreFor(userDir);
+    await vaultFor(SECRET, store)
+      .forConnection("hs-oauth", "hubspot")
+      .save({ accessToken: "hs-access-initial", refreshToken: "hs-refresh-initial" });
+    await pg.raw("drop table if exists crm_hs_companies");
+    await pg.raw(
+      `create table crm_hs_companies (id text primary key, hs_object_id text, name text,
+        domain text, hs_lastmodifieddate timestamptz)`,
+    );
+    const pgc = configFromUrl(PG_URL);
+    await helper.load(
+      nodes,
+      [
+        {
+          id: "hs-oauth",
+          type: "tributary-crm-connection",
+          provider: "hubspot",
+          authType: "oauth2",
+          baseUrl: fake.url,
+          maxConcurrency: 2,
+        },
+        {
+          id: "pgconn",
+          type: "tributary-db-connection",
+          client: "pg",
+          host: pgc.host,
+          port: pgc.port,
+          database: pgc.database,
+        },
+        {
+          id: "co-src",
+          type: "tributary-crm-source",
+          connection: "hs-oauth",
+          object: "companies",
+          fields: ["name", "domain"],
+          mode: "incremental",
+          batchSize: 250,
+          wires: [["co-sink"], []],
+        },
+        {
+          id: "co-sink",
+          type: "tributary-upsert",
+          connection: "pgconn",
+          table: "crm_hs_companies",
+          keyColumns: ["id"],
+          mode: "upsert",
+          wires: [[], []],
+        },
+      ],
+      {
+        "hs-oauth": { clientId: "app-client", clientSecret: "app-client-secret" },
+        pgconn: { user: pgc.user, password: pgc.password },
+      },
+    );
+  });
+
+  after(async () => {
+    await helper.unload();
+    await closeStateStores();
+    await fake?.stop();
+    await pg?.destroy();
+  });
+
+  it("refreshes the token once, waits out every 429, and copies every company exactly", async () => {
+    let searches = 0;
+    fake.onRequest = (req) => {
+      if (!req.path.endsWith("/search")) return;
+      searches += 1;
+      if (searches === 4) fake.expireAccessTokens(); // the token dies mid-run
+      // A storm: every third search after the tenth is refused once with Retry-After.
+      if (searches > 10 && searches % 3 === 0 && searches < 30)
+        fake.rateLimit(1, 1, (r) => r.path.endsWith("/search"));
+    };
+    const started = Date.now();
+    const summary = await sources.get("co-src")!.trigger();
+    fake.onRequest = null;
+    assert.equal(summary.status, "succeeded", summary.error);
+    assert.equal(summary.counts.read, COMPANIES);
+    assert.equal(summary.counts.insert, COMPANIES);
+    const rateLimited = fake.log.filter((r) => r.status === 429).length;
+    assert.ok(rateLimited >= 5, `only ${rateLimited} 429s`);
+    assert.ok(Date.now() - started >= rateLimited * 900, "Retry-After was not waited for");
+    assert.equal(fake.log.filter((r) => r.path === "/oauth/v1/token").length, 1);
+    assert.equal(fake.log.filter((r) => r.status === 401).length, 1);
+
+    // Count and checksum: the table holds exactly the fake's companies.
+    const expected = [...fake.objects.companies.values()]
+      .map(
+        (c) =>
+          `${c.id}|${c.properties.name}|${c.properties.domain}|${c.properties.hs_lastmodifieddate}`,
+      )
+      .sort()
+      .join("\n");
+    const rows = await pg("crm_hs_companies").select("id", "name", "domain", "hs_lastmodifieddate");
+    const actual = rows
+      .map((r) => `${r.id}|${r.name}|${r.domain}|${new Date(r.hs_lastmodifieddate).toISOString()}`)
+      .sort()
+      .join("\n");
+    assert.equal(rows.length, COMPANIES);
+    assert.equal(md5(actual), md5(expected));
+
+    // The rotated refresh token was stored at once, sealed: not readable in the row.
+    const row = await (await stateStoreFor(userDir)).getToken("hs-oauth");
+    assert.ok(row);
+    assert.equal(fake.currentRefreshToken, "hs-refresh-1");
+    assert.ok(!row.sealed.includes("hs-refresh-1") && !row.sealed.includes("hs-access-1"));
+    const opened = await vaultFor(SECRET, await stateStoreFor(userDir))
+      .forConnection("hs-oauth", "hubspot")
+      .load();
+    assert.equal(opened?.refreshToken, "hs-refresh-1");
+  });
+});
+
+function md5(text: string): string {
+  return createHash("md5").update(text).digest("hex");
+}
