@@ -130,6 +130,21 @@ describe("CRM nodes: connection routes, configuration errors, runs", function ()
     );
   });
 
+  it("Salesforce and Zoho are loaded through the same factory (their own files)", async () => {
+    await helper.load(nodes, flow(), credentials);
+    const zoho = await request()
+      .post("/tributary/crm/connections/test")
+      .send({
+        config: { provider: "zoho", authType: "oauth2", baseUrl: "http://127.0.0.1:9" },
+        credentials: { clientId: "zoho-client", clientSecret: "zoho-secret" },
+      });
+    assert.equal(zoho.body.ok, false);
+    const message = (zoho.body.error as { message: string }).message;
+    assert.doesNotMatch(message, /not available in this version/);
+    // Zoho asked the token store for its tokens: no credential secret in this runtime.
+    assert.match(message, /credential secret/);
+  });
+
   it("a deployed connection: test, objects and fields for the pickers; 404 for an unknown id", async () => {
     await helper.load(nodes, flow(), credentials);
     const tested = await request().post("/tributary/crm/connections/pd/test").send({});
