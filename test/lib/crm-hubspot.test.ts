@@ -315,6 +315,40 @@ describe("HubSpot provider (real axios against the HubSpot fake)", function () {
     assert.equal(fake.log.length, 1);
   });
 
+  it("OAuth2: a token past its expiry is refreshed before the call, even at concurrency 1", async () => {
+    await fake.stop();
+    fake = new HubSpotFake({
+      oauth: {
+        clientId: "cid",
+        clientSecret: "csecret",
+        accessToken: "at-0",
+        refreshToken: "rt-0",
+      },
+    });
+    await fake.start();
+    fake.seed("deals", [{ dealname: "A" }, { dealname: "B" }]);
+    const store = memoryStore({
+      accessToken: "at-0",
+      refreshToken: "rt-0",
+      expiresAt: Date.now() - 1000,
+    });
+    const hs = provider(fake, { authType: "oauth2", maxConcurrency: 1 }, store);
+    const reads = await Promise.all(
+      [1, 2, 3].map(() =>
+        hs.read({ object: "deals", fields: ["dealname"], mode: "full", after: null, limit: 10 }),
+      ),
+    );
+    assert.deepEqual(
+      reads.map((r) => r.length),
+      [2, 2, 2],
+    );
+    // One refresh shared by the three calls; no call went out with the expired token.
+    assert.equal(fake.log.filter((r) => r.path === "/oauth/v1/token").length, 1);
+    assert.equal(fake.log.filter((r) => r.status === 401).length, 0);
+    assert.equal(store.saved.length, 1);
+    assert.ok((store.saved[0].expiresAt ?? 0) > Date.now());
+  });
+
   it("OAuth2: an expired token is refreshed once, the rotated refresh token saved at once", async () => {
     await fake.stop();
     fake = new HubSpotFake({

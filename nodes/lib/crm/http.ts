@@ -152,9 +152,12 @@ export class CrmHttp {
     let refreshed = false;
     for (let attempt = 1; ; attempt += 1) {
       await this.waitForPause();
+      // Headers first, outside the limiter: getting them may refresh the token, a
+      // call of its own that must not wait for the slot this call would hold.
+      const auth = req.noAuth ? {} : await this.options.authHeaders();
       let response: AxiosResponse;
       try {
-        response = await this.limiter.run(() => this.attempt(req));
+        response = await this.limiter.run(() => this.attempt(req, auth));
       } catch (err) {
         const code = (err as { code?: string }).code ?? "";
         const retryable = NETWORK_CODES.has(code) && (idempotent || NOT_SENT_CODES.has(code));
@@ -209,9 +212,8 @@ export class CrmHttp {
     await this.refreshing;
   }
 
-  private async attempt(req: CrmRequest): Promise<AxiosResponse> {
+  private async attempt(req: CrmRequest, auth: Record<string, string>): Promise<AxiosResponse> {
     this.stats.requests += 1;
-    const auth = req.noAuth ? {} : await this.options.authHeaders();
     return this.axios.request({
       method: req.method,
       url: req.url,
@@ -315,6 +317,7 @@ export interface TokenStore {
  */
 export class OAuthSession {
   private tokens: CrmTokens | undefined;
+  private refreshing: Promise<void> | null = null;
 
   constructor(
     private readonly provider: string,
@@ -334,7 +337,17 @@ export class OAuthSession {
     return this.tokens.accessToken;
   }
 
-  async refresh(): Promise<void> {
+  /** One refresh at a time: calls that find the token expired together share it. */
+  refresh(): Promise<void> {
+    if (!this.refreshing) {
+      this.refreshing = this.doRefresh().finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  private async doRefresh(): Promise<void> {
     if (!this.tokens) this.tokens = await this.store.load();
     const refreshToken = this.tokens?.refreshToken;
     if (!refreshToken) {
