@@ -217,6 +217,20 @@ describe("Pipedrive provider (real axios against the Pipedrive fake)", function 
     assert.equal(fake.log.filter((r) => r.status === 429).length, 1);
   });
 
+  it("OAuth2: calls go to the api_domain that came with the token", async () => {
+    const tokens = { accessToken: TOKEN, refreshToken: "pd-refresh", instanceUrl: fake.url };
+    const pd = createPipedrive(
+      parseCrmSettings(
+        { provider: "pipedrive", authType: "oauth2" },
+        { clientId: "c", clientSecret: "s" },
+      ),
+      { load: async () => tokens, save: async () => undefined },
+    );
+    const check = await pd.check();
+    assert.equal(check.user, "ana@example.com");
+    assert.equal(fake.requests("GET", "/api/v1/users/me").length, 1);
+  });
+
   it("an outage during an upsert fails the batch rather than marking records failed", async () => {
     fake.seed("persons", persons(1));
     fake.injectFault({ kind: "status", status: 503 }, 10);

@@ -23,6 +23,8 @@ export interface CrmHttpOptions {
   secrets(): string[];
   /** Pulls the provider's message out of an error body. */
   errorMessage?(status: number, body: unknown): string | undefined;
+  /** A base URL that replaces baseUrl per call (Pipedrive OAuth: the token's api_domain). */
+  baseUrlOverride?(): string | undefined;
   /** False when a 429 or 5xx is not worth retrying (e.g. HubSpot's daily limit). */
   retryable?(status: number, body: unknown): boolean;
   /** Attempts per call for 5xx, network errors and 429 together (default 5). */
@@ -214,7 +216,9 @@ export class CrmHttp {
 
   private async attempt(req: CrmRequest, auth: Record<string, string>): Promise<AxiosResponse> {
     this.stats.requests += 1;
+    const override = this.options.baseUrlOverride?.();
     return this.axios.request({
+      ...(override ? { baseURL: override.replace(/\/+$/, "") } : {}),
       method: req.method,
       url: req.url,
       params: req.params,
@@ -360,6 +364,11 @@ export class OAuthSession {
     // A provider that does not rotate the refresh token omits it: keep the old one.
     this.tokens = { ...this.tokens, ...fresh, refreshToken: fresh.refreshToken || refreshToken };
     await this.store.save(this.tokens);
+  }
+
+  /** The API address the provider gave with the tokens (Salesforce instance, Pipedrive api_domain). */
+  get instanceUrl(): string | undefined {
+    return this.tokens?.instanceUrl;
   }
 
   /** Current token values, for scrubbing them out of messages. */

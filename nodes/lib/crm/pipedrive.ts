@@ -129,6 +129,10 @@ export class PipedriveProvider implements CrmProvider {
           ? { Authorization: `Bearer ${await this.oauth.accessToken()}` }
           : { "x-api-token": settings.token },
       refresh: this.oauth ? () => this.oauth!.refresh() : undefined,
+      // OAuth apps must call the company's api_domain, which comes with the token;
+      // an explicitly set base URL (a proxy, a test server) still wins.
+      baseUrlOverride: () =>
+        this.baseUrl === PIPEDRIVE_BASE_URL ? this.oauth?.instanceUrl : undefined,
       secrets: () => [settings.token, settings.clientSecret, ...(this.oauth?.secrets() ?? [])],
       errorMessage: (_status, body) => {
         const b = body as { error?: string; error_info?: string } | undefined;
