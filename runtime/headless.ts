@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
 import { nodeRedSettings } from "../settings";
 import { sources } from "../nodes/lib/sources";
 import { closeStateStores } from "../nodes/lib/state-store";
@@ -76,8 +77,10 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
   const userDir = ensureUserDir(options.userDir);
   const settings = nodeRedSettings({
     userDir,
-    // Credentials live only in memory here; a per-run key is enough.
-    credentialSecret: env.TRIBUTARY_CREDENTIAL_SECRET || randomBytes(32).toString("hex"),
+    // The flow's credentials live only in memory here, but CRM tokens stored by the
+    // hosted runtime in this user directory are sealed with its secret: use the same.
+    credentialSecret:
+      env.TRIBUTARY_CREDENTIAL_SECRET || existingSecret(userDir) || randomBytes(32).toString("hex"),
     adminPasswordHash: null,
     editor: false,
     storageModule: memoryStorage(),
@@ -116,4 +119,13 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
     await closeStateStores();
   }
   return failed === 0 ? 0 : 1;
+}
+
+/** The secret the hosted runtime generated in this user directory, if it did. */
+function existingSecret(userDir: string): string | null {
+  try {
+    return fs.readFileSync(path.join(userDir, ".credential-secret"), "utf8").trim() || null;
+  } catch {
+    return null;
+  }
 }
