@@ -69,6 +69,7 @@ function stamp(ms: number): string {
 }
 
 export interface PipedriveFakeOptions {
+  /** API token (x-api-token header or api_token parameter), or an OAuth access token (Bearer). */
   apiToken?: string;
 }
 
@@ -118,7 +119,11 @@ export class PipedriveFake extends HttpFake {
 
   protected handle(req: FakeRequest): FakeReply {
     // https://pipedrive.readme.io/docs/core-api-concepts-authentication
-    const token = String(req.headers["x-api-token"] ?? "") || req.query.get("api_token") || "";
+    const auth = String(req.headers.authorization ?? "");
+    const token =
+      String(req.headers["x-api-token"] ?? "") ||
+      req.query.get("api_token") ||
+      (auth.startsWith("Bearer ") ? auth.slice(7) : "");
     if (!this.validTokens.has(token)) {
       return failure(
         401,
