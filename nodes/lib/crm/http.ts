@@ -97,7 +97,7 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
 }
 
 /** Counting semaphore: at most `max` calls of one connection at the provider at once. */
-class Limiter {
+export class Limiter {
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 

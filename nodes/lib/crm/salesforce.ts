@@ -14,6 +14,7 @@ import { Connection, OAuth2 } from "jsforce";
 import { HttpApi } from "jsforce/lib/http-api";
 import type { SyncRecord, Value } from "../types";
 import { memoryAuth, type ProviderAuth } from "./auth";
+import { Limiter, sleep } from "./http";
 import type {
   ConnectionCheck,
   CrmField,
@@ -194,25 +195,6 @@ function limitOf(limit: number): number {
   return limit;
 }
 
-/** Most `max` tasks at once: the connection's maxConcurrency. */
-class Gate {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function errorCode(err: unknown): string {
   if (err && typeof err === "object") {
     const e = err as { errorCode?: unknown; name?: unknown; code?: unknown };
@@ -240,7 +222,7 @@ export class SalesforceProvider implements CrmProvider {
   readonly name = "salesforce" as const;
   private readonly options: Required<SalesforceOptions>;
   private readonly loginUrl: string;
-  private readonly gate: Gate;
+  private readonly gate: Limiter;
   private conn: Connection | null = null;
   private tokens: CrmTokens | undefined;
   /** Bumped on each new session, so calls that failed on an old one retry without renewing again. */
@@ -256,7 +238,7 @@ export class SalesforceProvider implements CrmProvider {
   ) {
     this.options = { ...DEFAULTS, ...definedOnly(options) };
     this.loginUrl = (settings.baseUrl || "https://login.salesforce.com").replace(/\/+$/, "");
-    this.gate = new Gate(Math.max(1, settings.maxConcurrency || 4));
+    this.gate = new Limiter(Math.max(1, settings.maxConcurrency || 4));
     this.validateSettings();
   }
 

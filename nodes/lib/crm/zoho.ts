@@ -14,6 +14,7 @@
 import axios, { type AxiosResponse, type Method } from "axios";
 import type { SyncRecord, Value } from "../types";
 import { memoryAuth, type ProviderAuth } from "./auth";
+import { Limiter, sleep } from "./http";
 import type {
   ConnectionCheck,
   CrmField,
@@ -168,24 +169,6 @@ function ifModifiedSince(modified: string): string {
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, "+00:00");
 }
 
-class Gate {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
-    try {
-      return await task();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Full reads continue from the page after the last one handed out, while the caller asks for exactly that. */
 interface FullScan {
   key: string;
@@ -201,7 +184,7 @@ export class ZohoProvider implements CrmProvider {
   private readonly options: Required<Omit<ZohoOptions, "accountsUrl">>;
   private readonly apiBase: string;
   private readonly accountsOverride: string | undefined;
-  private readonly gate: Gate;
+  private readonly gate: Limiter;
   private tokens: CrmTokens | undefined;
   private loaded = false;
   private generation = 0;
@@ -245,7 +228,7 @@ export class ZohoProvider implements CrmProvider {
     }
     this.apiBase = base.origin;
     this.accountsOverride = options.accountsUrl?.replace(/\/+$/, "");
-    this.gate = new Gate(Math.max(1, settings.maxConcurrency || 4));
+    this.gate = new Limiter(Math.max(1, settings.maxConcurrency || 4));
   }
 
   idField(): string {
