@@ -90,7 +90,7 @@ export = function register(RED: NodeRedApi): void {
           if (result.ignoredFields.length && !warnedFields) {
             warnedFields = true;
             node.warn(
-              `fields with no column in the table were not written: ${result.ignoredFields.join(", ")}`,
+              `fields the target (${String(def.table ?? "")}) does not have were not written: ${result.ignoredFields.join(", ")}`,
             );
           }
           count(tally, sync?.runId ?? null, result.outcomes);

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { memoryAuth } from "../../nodes/lib/crm/auth";
+import { parseCrmSettings } from "../../nodes/lib/crm/index";
 import type { CrmPosition, CrmSettings } from "../../nodes/lib/crm/provider";
 import {
   buildReadSoql,
@@ -89,6 +90,16 @@ describe("crm: Salesforce provider (jsforce against the local fake)", function (
         fake.sessions.has(auth.saved[0].accessToken),
         "the stored session is the one Salesforce issued",
       );
+    });
+
+    it("a crm-connection with username, password and security token alone (no connected app) is accepted and logs in", async function () {
+      const parsed = parseCrmSettings(
+        { provider: "salesforce", authType: "password", baseUrl: fake.url },
+        { username: fake.username, password: fake.password, securityToken: fake.securityToken },
+      );
+      const check = await createSalesforce(parsed, memoryAuth(), FAST).check();
+      assert.equal(check.user, "analyst@example.com");
+      assert.deepEqual(fake.logins, ["soap"]);
     });
 
     it("a restarted provider reuses the stored session instead of logging in again", async function () {

@@ -63,7 +63,9 @@ export const DEFAULT_BASE_URLS: Record<ProviderName, string> = {
 const REQUIRED: Record<AuthType, Array<keyof CrmCredentials>> = {
   token: ["token"],
   oauth2: ["clientId", "clientSecret"],
-  password: ["clientId", "clientSecret", "username", "password"],
+  // Salesforce logs in by SOAP with username + password + security token; a client id
+  // and secret, when given, switch to the OAuth username-password flow.
+  password: ["username", "password"],
   jwt: ["clientId", "username", "privateKey"],
 };
 
