@@ -101,12 +101,18 @@ async function readAll(run: Run<WatermarkPosition>, options: SourceRunOptions): 
   if (mode === "incremental") {
     after = reader.startAfter((await store.getWatermark(options.sourceId))?.position ?? null);
   }
+  let next = reader.readBatch(after, batchSize);
   for (let batch = 1; ; batch += 1) {
-    await run.waitForCapacity();
-    const records = await reader.readBatch(after, batchSize);
+    const records = await next;
     if (run.error) throw run.error;
     if (records.length === 0) return;
     const to = reader.positionOf(records[records.length - 1]);
+    await run.waitForCapacity();
+    if (run.error) throw run.error;
+    // Read the following batch while the sink writes this one: reading overlaps writing,
+    // one batch is held beyond the maxInFlight that are out.
+    next = records.length < batchSize ? Promise.resolve([]) : reader.readBatch(to, batchSize);
+    next.catch(() => undefined); // a failure surfaces when it is awaited
     run.emitted(batch, to, records.length);
     options.emit({
       payload: records,
