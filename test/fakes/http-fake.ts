@@ -1,10 +1,11 @@
 /**
- * What the CRM fakes share: a node:http server with JSON bodies, a log of requests,
- * and faults on demand (429 with Retry-After, 5xx, dropped connections), so tests
- * drive the real axios client against them.
+ * What the CRM fakes share: a fastify server (one per fake) with JSON bodies, a log of
+ * requests, and faults on demand (429 with Retry-After, 5xx, dropped connections), so
+ * tests drive the real axios client against them.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { createFakeApp, listenLocal, rawBody, sendRaw } from "./fastify-app";
 
 export interface FakeRequest {
   method: string;
@@ -35,7 +36,7 @@ export type Fault =
 
 export abstract class HttpFake {
   readonly log: LoggedRequest[] = [];
-  private server: http.Server | null = null;
+  private app: FastifyInstance | null = null;
   private faults: Array<{ fault: Fault; match?: (req: FakeRequest) => boolean }> = [];
   /** Requests being handled right now, and the most ever at once. */
   inFlight = 0;
@@ -51,17 +52,17 @@ export abstract class HttpFake {
   protected abstract errorBody(status: number, message: string): unknown;
 
   async start(): Promise<string> {
-    this.server = http.createServer((req, res) => void this.dispatch(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const app = createFakeApp((req, reply) => this.dispatch(req, reply));
+    this.url = await listenLocal(app);
+    this.app = app;
     return this.url;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = null;
+    if (!this.app) return;
+    const app = this.app;
+    this.app = null;
+    await app.close();
   }
 
   /** The next `count` matching requests get this fault instead of an answer. */
@@ -82,26 +83,24 @@ export abstract class HttpFake {
     return this.log.filter((r) => r.method === method && r.path.startsWith(pathPrefix));
   }
 
-  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async dispatch(req: FastifyRequest, res: FastifyReply): Promise<void> {
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const rawBody = Buffer.concat(chunks).toString("utf8");
+      const raw = rawBody(req);
       const url = new URL(req.url ?? "/", "http://fake");
       const contentType = String(req.headers["content-type"] ?? "");
-      let body: unknown = rawBody;
-      if (contentType.includes("json") && rawBody) body = JSON.parse(rawBody);
+      let body: unknown = raw;
+      if (contentType.includes("json") && raw) body = JSON.parse(raw);
       else if (contentType.includes("x-www-form-urlencoded"))
-        body = Object.fromEntries(new URLSearchParams(rawBody));
+        body = Object.fromEntries(new URLSearchParams(raw));
       const request: FakeRequest = {
         method: req.method ?? "GET",
         path: url.pathname,
         query: url.searchParams,
         headers: req.headers,
         body,
-        rawBody,
+        rawBody: raw,
       };
       if (this.latencyMs) await new Promise((r) => setTimeout(r, this.latencyMs));
       this.onRequest?.(request);
@@ -111,7 +110,8 @@ export abstract class HttpFake {
         const [{ fault }] = this.faults.splice(i, 1);
         if (fault.kind === "drop") {
           this.record(request, 0);
-          req.socket.destroy();
+          res.hijack();
+          req.raw.socket.destroy();
           return;
         }
         reply = {
@@ -124,14 +124,19 @@ export abstract class HttpFake {
       }
       this.record(request, reply.status);
       const payload = reply.body === undefined ? "" : JSON.stringify(reply.body);
-      res.writeHead(reply.status, {
-        "Content-Type": "application/json",
-        ...(reply.headers ?? {}),
-      });
-      res.end(payload);
+      sendRaw(
+        res,
+        reply.status,
+        { "Content-Type": "application/json", ...(reply.headers ?? {}) },
+        payload,
+      );
     } catch (err) {
-      res.writeHead(500, { "Content-Type": "application/json" });
-      res.end(JSON.stringify(this.errorBody(500, (err as Error).message)));
+      sendRaw(
+        res,
+        500,
+        { "Content-Type": "application/json" },
+        JSON.stringify(this.errorBody(500, (err as Error).message)),
+      );
     } finally {
       this.inFlight -= 1;
     }

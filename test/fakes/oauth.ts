@@ -1,5 +1,5 @@
 /**
- * A local OAuth2 authorization server (node:http) that answers the four CRMs'
+ * A local OAuth2 authorization server (on fastify) that answers the four CRMs'
  * authorize, token and revoke endpoints the way their documentation describes, so the
  * Connect flow and revoke run through the real axios client. The authorize endpoints
  * consent at once and redirect back with a code (or with error=access_denied when
@@ -42,8 +42,9 @@
  *   https://pipedrive.readme.io/docs/app-uninstallation
  */
 import { createHash, randomBytes } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { createFakeApp, listenLocal, rawBody, sendRaw } from "./fastify-app";
 
 export interface OAuthRequest {
   method: string;
@@ -71,7 +72,7 @@ export class FakeOAuthServer {
   deny = false;
   url = "";
   private readonly codes = new Map<string, Grant>();
-  private server: http.Server | null = null;
+  private app: FastifyInstance | null = null;
 
   constructor(
     readonly clientId = "fake-client-id",
@@ -79,17 +80,17 @@ export class FakeOAuthServer {
   ) {}
 
   async start(): Promise<this> {
-    this.server = http.createServer((req, res) => void this.dispatch(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const app = createFakeApp(async (req, reply) => this.dispatch(req, reply));
+    this.url = await listenLocal(app);
+    this.app = app;
     return this;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = null;
+    if (!this.app) return;
+    const app = this.app;
+    this.app = null;
+    await app.close();
   }
 
   /** Every token value the fake issued (to search replies and logs for). */
@@ -97,26 +98,28 @@ export class FakeOAuthServer {
     return [...this.access, ...this.refresh, ...this.revoked];
   }
 
-  private async dispatch(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
+  private dispatch(req: FastifyRequest, res: FastifyReply): void {
     const url = new URL(req.url ?? "/", this.url);
     const request: OAuthRequest = {
       method: req.method ?? "GET",
       path: url.pathname,
       query: url.searchParams,
       headers: req.headers,
-      form: new URLSearchParams(Buffer.concat(chunks).toString("utf8")),
+      form: new URLSearchParams(rawBody(req)),
     };
     this.requests.push(request);
     const reply = this.handle(request);
-    if (reply.location) res.setHeader("Location", reply.location);
+    const headers: Record<string, string> = reply.location ? { Location: reply.location } : {};
     if (reply.body === undefined) {
-      res.writeHead(reply.status).end();
+      sendRaw(res, reply.status, headers);
       return;
     }
-    res.writeHead(reply.status, { "Content-Type": "application/json" });
-    res.end(JSON.stringify(reply.body));
+    sendRaw(
+      res,
+      reply.status,
+      { ...headers, "Content-Type": "application/json" },
+      JSON.stringify(reply.body),
+    );
   }
 
   private handle(req: OAuthRequest): Reply {

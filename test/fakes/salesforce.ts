@@ -5,9 +5,9 @@
  * REQUEST_LIMIT_EXCEEDED. It serves login and data on one origin (login URL =
  * instance URL), which the real service splits across hosts.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { createHash, createVerify, randomBytes } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import { createFakeApp, listenLocal, rawBody, sendRaw } from "./fastify-app";
 import { parseCSV, toCSV } from "jsforce/lib/csv";
 
 export interface FakeField {
@@ -95,7 +95,7 @@ export class FakeSalesforce {
   private readonly queryJobs = new Map<string, QueryJob>();
   private readonly ingestJobs = new Map<string, IngestJob>();
   private seq = 0;
-  private server: Server | null = null;
+  private app: FastifyInstance | null = null;
   url = "";
 
   constructor() {
@@ -166,57 +166,60 @@ export class FakeSalesforce {
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    const app = createFakeApp((req, res) =>
       this.handle(req, res).catch((err: unknown) => {
         this.reply(req, res, 500, [{ errorCode: "UNKNOWN_EXCEPTION", message: String(err) }]);
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+      }),
+    );
+    this.url = await listenLocal(app);
+    this.app = app;
     return this.url;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = null;
+    if (!this.app) return;
+    const app = this.app;
+    this.app = null;
+    await app.close();
   }
 
   // ---- plumbing -------------------------------------------------------------
 
   private reply(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     status: number,
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
     this.log.push({ method: req.method ?? "", path: (req.url ?? "").split("?")[0], status });
     if (typeof body === "string") {
-      res.writeHead(status, {
-        "content-type": headers["content-type"] ?? "text/plain",
-        ...headers,
-      });
-      res.end(body);
+      sendRaw(
+        res,
+        status,
+        { "content-type": headers["content-type"] ?? "text/plain", ...headers },
+        body,
+      );
       return;
     }
     if (body === undefined) {
-      res.writeHead(status, headers);
-      res.end();
+      sendRaw(res, status, headers);
       return;
     }
-    res.writeHead(status, { "content-type": "application/json;charset=UTF-8", ...headers });
-    res.end(JSON.stringify(body));
+    sendRaw(
+      res,
+      status,
+      { "content-type": "application/json;charset=UTF-8", ...headers },
+      JSON.stringify(body),
+    );
   }
 
-  private async body(req: IncomingMessage): Promise<string> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString("utf8");
+  /** The body as sent (fastify has read it; every content type is kept unparsed). */
+  private async body(req: FastifyRequest): Promise<string> {
+    return rawBody(req);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: FastifyRequest, res: FastifyReply): Promise<void> {
     const url = new URL(req.url ?? "/", this.url);
     const path = url.pathname;
     const method = req.method ?? "GET";
@@ -292,7 +295,7 @@ export class FakeSalesforce {
   // ---- auth -----------------------------------------------------------------
 
   /** https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_login.htm */
-  private async soapLogin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async soapLogin(req: FastifyRequest, res: FastifyReply): Promise<void> {
     const xml = await this.body(req);
     const username = unxml(/<username>([^<]*)<\/username>/.exec(xml)?.[1] ?? "");
     const password = unxml(/<password>([^<]*)<\/password>/.exec(xml)?.[1] ?? "");
@@ -320,7 +323,7 @@ export class FakeSalesforce {
     };
   }
 
-  private async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async token(req: FastifyRequest, res: FastifyReply): Promise<void> {
     const form = new URLSearchParams(await this.body(req));
     const grant = form.get("grant_type");
     const invalid = (description: string) =>
@@ -400,7 +403,7 @@ export class FakeSalesforce {
   }
 
   /** https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm */
-  private async revoke(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async revoke(req: FastifyRequest, res: FastifyReply): Promise<void> {
     const token = new URLSearchParams(await this.body(req)).get("token") ?? "";
     if (this.refreshTokens.delete(token) || this.sessions.has(token)) {
       this.sessions.delete(token);
@@ -413,7 +416,7 @@ export class FakeSalesforce {
   }
 
   /** https://help.salesforce.com/s/articleView?id=sf.remoteaccess_using_openid.htm (Identity URLs) */
-  private identity(req: IncomingMessage, res: ServerResponse): void {
+  private identity(req: FastifyRequest, res: FastifyReply): void {
     return this.reply(req, res, 200, {
       id: `${this.url}/id/${this.orgId}/${this.userId}`,
       asserted_user: true,
@@ -431,7 +434,7 @@ export class FakeSalesforce {
   // ---- metadata -------------------------------------------------------------
 
   /** https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_describeGlobal.htm */
-  private describeGlobal(req: IncomingMessage, res: ServerResponse): void {
+  private describeGlobal(req: FastifyRequest, res: FastifyReply): void {
     return this.reply(req, res, 200, {
       encoding: "UTF-8",
       maxBatchSize: 200,
@@ -450,7 +453,7 @@ export class FakeSalesforce {
   }
 
   /** https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm */
-  private describe(req: IncomingMessage, res: ServerResponse, name: string): void {
+  private describe(req: FastifyRequest, res: FastifyReply, name: string): void {
     const o = this.objects.get(name);
     if (!o)
       return this.reply(req, res, 404, [
@@ -535,7 +538,7 @@ export class FakeSalesforce {
   }
 
   /** https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm */
-  private query(req: IncomingMessage, res: ServerResponse, version: string, soql: string): void {
+  private query(req: FastifyRequest, res: FastifyReply, version: string, soql: string): void {
     let result;
     try {
       result = this.runSoql(soql);
@@ -551,15 +554,15 @@ export class FakeSalesforce {
     return this.page(req, res, version, locator, 0, this.batchSize(req));
   }
 
-  private batchSize(req: IncomingMessage): number {
+  private batchSize(req: FastifyRequest): number {
     // Sforce-Query-Options: batchSize=n (200..2000) — resources_query.htm / headers_queryoptions.htm
     const m = /batchSize=(\d+)/.exec(String(req.headers["sforce-query-options"] ?? ""));
     return m ? Math.min(2000, Math.max(200, Number(m[1]))) : this.queryBatchSize;
   }
 
   private page(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     version: string,
     locator: string,
     offset: number,
@@ -583,8 +586,8 @@ export class FakeSalesforce {
 
   /** nextRecordsUrl of resources_query.htm */
   private queryMore(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     version: string,
     locator: string,
     offset: number,
@@ -660,8 +663,8 @@ export class FakeSalesforce {
 
   /** https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_upsert.htm */
   private async upsert(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     object: string,
     extId: string,
   ): Promise<void> {
@@ -739,8 +742,8 @@ export class FakeSalesforce {
   }
 
   private async bulkQuery(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     method: string,
     rest: string,
     url: URL,
@@ -824,8 +827,8 @@ export class FakeSalesforce {
   }
 
   private async bulkIngest(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     method: string,
     rest: string,
   ): Promise<void> {

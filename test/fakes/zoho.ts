@@ -5,9 +5,9 @@
  * Accounts and API share one origin here (the real ones are accounts.zoho.<dc> and
  * www.zohoapis.<dc>); api_domain in token responses points at this origin.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { createHash, randomBytes } from "node:crypto";
-import type { AddressInfo } from "node:net";
+import { createFakeApp, listenLocal, rawBody, sendRaw } from "./fastify-app";
 
 export type ZohoValue = string | number | boolean | null | { name: string; id: string };
 export type ZohoRecord = Record<string, ZohoValue>;
@@ -60,7 +60,7 @@ export class FakeZoho {
   readonly revoked: string[] = [];
   readonly modules = new Map<string, Module>();
   private seq = 4150868000000224000n;
-  private server: Server | null = null;
+  private app: FastifyInstance | null = null;
   url = "";
 
   constructor() {
@@ -120,30 +120,30 @@ export class FakeZoho {
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    const app = createFakeApp((req, res) =>
       this.handle(req, res).catch((err: unknown) => {
         this.reply(req, res, 500, {
           code: "INTERNAL_ERROR",
           message: String(err),
           status: "error",
         });
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+      }),
+    );
+    this.url = await listenLocal(app);
+    this.app = app;
     return this.url;
   }
 
   async stop(): Promise<void> {
-    if (!this.server) return;
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
-    this.server = null;
+    if (!this.app) return;
+    const app = this.app;
+    this.app = null;
+    await app.close();
   }
 
   private reply(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: FastifyRequest,
+    res: FastifyReply,
     status: number,
     body?: unknown,
     headers: Record<string, string> = {},
@@ -157,21 +157,23 @@ export class FakeZoho {
       ifModifiedSince: req.headers["if-modified-since"] as string | undefined,
     });
     if (body === undefined) {
-      res.writeHead(status, headers);
-      res.end();
+      sendRaw(res, status, headers);
       return;
     }
-    res.writeHead(status, { "content-type": "application/json;charset=UTF-8", ...headers });
-    res.end(JSON.stringify(body));
+    sendRaw(
+      res,
+      status,
+      { "content-type": "application/json;charset=UTF-8", ...headers },
+      JSON.stringify(body),
+    );
   }
 
-  private async body(req: IncomingMessage): Promise<string> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks).toString("utf8");
+  /** The body as sent (fastify has read it; every content type is kept unparsed). */
+  private async body(req: FastifyRequest): Promise<string> {
+    return rawBody(req);
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: FastifyRequest, res: FastifyReply): Promise<void> {
     const url = new URL(req.url ?? "/", this.url);
     const method = req.method ?? "GET";
     if (method === "POST" && url.pathname === "/oauth/v2/token") return this.token(req, res, url);
@@ -233,7 +235,7 @@ export class FakeZoho {
   // ---- accounts server ------------------------------------------------------
 
   /** Refresh-token grant: https://www.zoho.com/crm/developer/docs/api/v7/refresh.html (form body or query string: https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html) */
-  private async token(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async token(req: FastifyRequest, res: FastifyReply, url: URL): Promise<void> {
     const form = new URLSearchParams(await this.body(req));
     const get = (k: string) => form.get(k) ?? url.searchParams.get(k);
     if (get("grant_type") !== "refresh_token")
@@ -264,7 +266,7 @@ export class FakeZoho {
   }
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/revoke-tokens.html */
-  private async revoke(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async revoke(req: FastifyRequest, res: FastifyReply, url: URL): Promise<void> {
     const token =
       new URLSearchParams(await this.body(req)).get("token") ?? url.searchParams.get("token") ?? "";
     if (!this.refreshTokens.delete(token))
@@ -276,7 +278,7 @@ export class FakeZoho {
   // ---- metadata -------------------------------------------------------------
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/get-users.html */
-  private users(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  private users(req: FastifyRequest, res: FastifyReply, url: URL): void {
     if (url.searchParams.get("type") !== "CurrentUser")
       return this.reply(req, res, 400, {
         code: "INVALID_DATA",
@@ -299,7 +301,7 @@ export class FakeZoho {
   }
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/get-org-data.html */
-  private org(req: IncomingMessage, res: ServerResponse): void {
+  private org(req: FastifyRequest, res: FastifyReply): void {
     return this.reply(req, res, 200, {
       org: [
         {
@@ -313,7 +315,7 @@ export class FakeZoho {
   }
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/modules-api.html */
-  private listModules(req: IncomingMessage, res: ServerResponse): void {
+  private listModules(req: FastifyRequest, res: FastifyReply): void {
     return this.reply(req, res, 200, {
       modules: [
         ...[...this.modules.values()].map((m) => ({
@@ -337,7 +339,7 @@ export class FakeZoho {
   }
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/field-meta.html */
-  private fields(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  private fields(req: FastifyRequest, res: FastifyReply, url: URL): void {
     const m = this.modules.get(url.searchParams.get("module") ?? "");
     if (!m)
       return this.reply(req, res, 400, {
@@ -361,7 +363,7 @@ export class FakeZoho {
   // ---- records --------------------------------------------------------------
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/get-records.html */
-  private records(req: IncomingMessage, res: ServerResponse, url: URL, name: string): void {
+  private records(req: FastifyRequest, res: FastifyReply, url: URL, name: string): void {
     const m = this.modules.get(name);
     if (!m)
       return this.reply(req, res, 400, {
@@ -450,7 +452,7 @@ export class FakeZoho {
   }
 
   /** https://www.zoho.com/crm/developer/docs/api/v7/upsert-records.html */
-  private async upsert(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+  private async upsert(req: FastifyRequest, res: FastifyReply, name: string): Promise<void> {
     const m = this.modules.get(name);
     if (!m)
       return this.reply(req, res, 400, {
