@@ -220,7 +220,11 @@ describe("editor in Chromium", function () {
       { timeout: 20_000 },
     );
     await shot("test-connection-ok");
-    await page.fill("#node-config-input-port", "1");
+    // The port is a typed input (text or environment variable): type into its visible field.
+    await page.fill(
+      "#node-config-input-port + .red-ui-typedInput-container input.red-ui-typedInput-input",
+      "1",
+    );
     await page.click("#node-config-test-connection");
     await page.waitForFunction(
       () =>

@@ -127,6 +127,38 @@ describe("parseSettings: a db-connection's properties", () => {
     });
   }
 
+  it("reads host, port and database from environment variables the editor's typed inputs name", () => {
+    setEnv("TRIB_T_HOST", "db.internal");
+    setEnv("TRIB_T_PORT", "6543");
+    setEnv("TRIB_T_DB", "sales");
+    const s = parseSettings({
+      client: "pg",
+      host: "TRIB_T_HOST",
+      hostType: "env",
+      port: "TRIB_T_PORT",
+      portType: "env",
+      database: "TRIB_T_DB",
+      databaseType: "env",
+    });
+    assert.deepEqual([s.host, s.port, s.database], ["db.internal", 6543, "sales"]);
+    // The same text typed as a string is the value itself.
+    assert.equal(
+      parseSettings({ client: "pg", host: "TRIB_T_HOST", hostType: "str" }).host,
+      "TRIB_T_HOST",
+    );
+  });
+
+  it("names an unset variable of an env-typed field, and a malformed name", () => {
+    throwsConfig(
+      () => parseSettings({ client: "pg", port: "TRIB_T_NOT_SET", portType: "env" }),
+      /environment variable TRIB_T_NOT_SET is not set/,
+    );
+    throwsConfig(
+      () => parseSettings({ client: "pg", host: "db.example.com", hostType: "env" }),
+      /host: "db\.example\.com" is not an environment variable name/,
+    );
+  });
+
   it("accepts an empty port (the client's default)", () => {
     assert.equal(parseSettings({ client: "mysql", port: "" }).port, null);
     assert.equal(parseSettings({ client: "mysql", port: 3307 }).port, 3307);

@@ -18,6 +18,11 @@ export interface ConnectionConfig {
   port?: unknown;
   database?: unknown;
   filename?: unknown;
+  /** "env": host, port or database holds the name of an environment variable (the
+   *  editor's typed input); otherwise ("str") the value itself, where ${NAME} works too. */
+  hostType?: unknown;
+  portType?: unknown;
+  databaseType?: unknown;
   /** false/"disable", true/"require" (encrypt, accept any certificate), or "verify". */
   ssl?: unknown;
   sslCa?: unknown;
@@ -49,6 +54,7 @@ export function parseSettings(
   credentials: ConnectionCredentials = {},
   baseDir: string = process.cwd(),
 ): ConnectionSettings {
+  config = fromTypedInputs(config);
   const client = text(config.client) || "pg";
   const dialect = dialectFor(client);
   if (!dialect) {
@@ -59,6 +65,7 @@ export function parseSettings(
   }
   const unset = [
     config.host,
+    config.port,
     config.database,
     config.filename,
     credentials.user,
@@ -103,6 +110,23 @@ export function parseSettings(
     settings.filename = filename === ":memory:" ? filename : path.resolve(baseDir, filename);
   }
   return settings;
+}
+
+/** An env-typed field becomes a ${NAME} reference, so one path resolves and reports it. */
+function fromTypedInputs(config: ConnectionConfig): ConnectionConfig {
+  const resolved = { ...config };
+  for (const field of ["host", "port", "database"] as const) {
+    const name = text(config[field]);
+    if (config[`${field}Type`] !== "env" || name === "") continue;
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new TributaryError(
+        "config",
+        `${field}: "${name}" is not an environment variable name: use letters, digits and _ (e.g. PG_HOST)`,
+      );
+    }
+    resolved[field] = `\${${name}}`;
+  }
+  return resolved;
 }
 
 function positiveInt(value: unknown, fallback: number, field: string, min = 1): number {
