@@ -11,7 +11,7 @@
  * shows it); other errors are `{ error: { code, message } }` with 400 or 404. Tokens
  * and secrets never appear in a reply: provider errors are scrubbed by the client.
  */
-import type { Request, RequestHandler, Response, Router } from "express";
+import type { Request, Response, Router } from "express";
 import type { NodeRedApi } from "../red";
 import { stateStoreFor } from "../state-store";
 import { TributaryError } from "../db/errors";
@@ -27,16 +27,7 @@ import {
 import type { CrmProvider } from "../crm/provider";
 import { vaultFor } from "../crm/token-vault";
 import { credentialSecretOf } from "./oauth-routes";
-
-class ApiError extends Error {
-  constructor(
-    readonly status: 400 | 404,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { allow, ApiError, sendError, testForm as readTestForm } from "./common";
 
 const registered = new WeakSet<object>();
 
@@ -44,28 +35,17 @@ export function registerCrmRoutes(RED: NodeRedApi): void {
   const app = RED.httpAdmin as Router | undefined;
   if (!app || registered.has(app)) return;
   registered.add(app);
-  const permission = (name: string): RequestHandler =>
-    (RED.auth?.needsPermission(name) as RequestHandler | undefined) ??
-    ((_req, _res, next) => next());
-
   const route =
     (handler: (req: Request) => Promise<unknown>) => async (req: Request, res: Response) => {
       try {
         res.json(await handler(req));
       } catch (err) {
-        if (err instanceof ApiError)
-          return res.status(err.status).json({ error: { code: err.code, message: err.message } });
-        if (err instanceof TributaryError)
-          return res.status(400).json({ error: { code: err.code, message: err.message } });
-        RED.log.error(`tributary CRM API ${req.method} ${req.path}: ${(err as Error).message}`);
-        res
-          .status(500)
-          .json({ error: { code: "internal", message: "internal error; see the Node-RED log" } });
+        sendError(RED, req, res, err);
       }
     };
 
-  const write = permission("tributary-crm-connection.write");
-  const read = permission("tributary-crm-connection.read");
+  const write = allow(RED, "tributary-crm-connection.write");
+  const read = allow(RED, "tributary-crm-connection.read");
   app.post(
     "/tributary/crm/connections/test",
     write,
@@ -109,23 +89,12 @@ function deployed(req: Request, RED: NodeRedApi): CrmConnectionNode {
   return node;
 }
 
-/** Tests an undeployed form: blank or unchanged (__PWRD__) secrets come from the deployed node. */
+/** Tests an undeployed form (see readTestForm for its secrets). */
 async function testForm(req: Request, RED: NodeRedApi) {
-  const body = (req.body ?? {}) as {
-    id?: string;
-    config?: Record<string, unknown>;
-    credentials?: Record<string, string>;
-  };
-  if (!body.config || typeof body.config !== "object")
-    throw new ApiError(400, "bad-request", "config is missing: send the form's values");
-  const stored = body.id ? (RED.nodes.getCredentials(body.id) ?? {}) : {};
-  const credentials: CrmCredentials = {};
-  for (const field of CRM_CREDENTIAL_FIELDS) {
-    const sent = body.credentials?.[field];
-    credentials[field] = !sent || sent === "__PWRD__" ? stored[field] : sent;
-  }
-  const settings = parseCrmSettings(body.config, credentials);
-  const id = body.id ?? "";
+  const form = readTestForm(req, RED, CRM_CREDENTIAL_FIELDS);
+  const credentials = form.credentials as CrmCredentials;
+  const settings = parseCrmSettings(form.config, credentials);
+  const id = form.id;
   const tokens =
     settings.authType === "oauth2"
       ? sealedTokens(async () =>

@@ -19,7 +19,7 @@
  *
  * Tokens, codes and secrets never appear in a reply or a log line.
  */
-import type { Request, RequestHandler, Response, Router } from "express";
+import type { Request, Response, Router } from "express";
 import type { AxiosInstance } from "axios";
 import type { NodeRedApi } from "../red";
 import { stateStoreFor, type StateStore } from "../state-store";
@@ -38,6 +38,7 @@ import {
 } from "../crm/oauth";
 import { vaultFor, TokenVaultError } from "../crm/token-vault";
 import { revokeConnection } from "../crm/revoke";
+import { allow } from "./common";
 
 export interface OAuthRouteOptions {
   /** A connection's OAuth app; default: the deployed tributary-crm-connection node. */
@@ -82,10 +83,7 @@ export function registerOAuthRoutes(RED: NodeRedApi, options: OAuthRouteOptions 
   const resolve = options.resolveConnection ?? ((id: string) => deployedOAuthApp(RED, id));
   const publicUrl = options.publicUrl ?? process.env.TRIBUTARY_PUBLIC_URL;
 
-  const authenticated: RequestHandler =
-    (RED.auth?.needsPermission("tributary-crm-connection.read") as RequestHandler | undefined) ??
-    ((_req, _res, next) => next());
-  const guarded = [authenticated, requirePermission(PERMISSION)];
+  const guarded = allow(RED, PERMISSION);
 
   const json =
     (handler: (req: Request, res: Response) => Promise<Json>) =>
@@ -332,23 +330,6 @@ async function deployedOAuthApp(RED: NodeRedApi, id: string): Promise<OAuthApp |
     clientSecret: settings.clientSecret ?? "",
     baseUrl: settings.baseUrl ?? "",
     ...(typeof settings.scope === "string" && settings.scope ? { scope: settings.scope } : {}),
-  };
-}
-
-function requirePermission(permission: string): RequestHandler {
-  const area = permission.slice(0, permission.indexOf("."));
-  // Node-RED answers 401 for "not allowed" too; a signed-in user without write gets 403.
-  return (req, res, next) => {
-    const info = (req as Request & { authInfo?: { scope?: string | string[] } }).authInfo;
-    if (!info) return next(); // adminAuth off
-    const scopes = Array.isArray(info.scope) ? info.scope : [info.scope ?? ""];
-    if (scopes.some((s) => s === "*" || s === permission || s === `${area}.*`)) return next();
-    res.status(403).json({
-      error: {
-        code: "forbidden",
-        message: `this user may not do that: it needs the ${permission} permission`,
-      },
-    });
   };
 }
 

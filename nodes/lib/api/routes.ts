@@ -4,7 +4,7 @@
  * `tributary.write` for the rest. JSON in and out; errors are
  * `{ error: { code, message } }` with 400, 404 or 409.
  */
-import type { Request, RequestHandler, Response, Router } from "express";
+import type { Request, Response, Router } from "express";
 import type { NodeRedApi } from "../red";
 import { runRegistry } from "../run-registry";
 import { sources } from "../sources";
@@ -20,16 +20,9 @@ import { DbConnection, parseSettings } from "../db/connection";
 import { TributaryError } from "../db/errors";
 import { describeTableDetail, listTables } from "../db/discovery";
 import { registerCrmRoutes } from "./crm-routes";
+import { allow as allowFor, ApiError, sendError, testForm as readTestForm } from "./common";
 
-export class ApiError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { ApiError };
 
 const STATUSES: RunStatus[] = ["running", "succeeded", "failed", "skipped"];
 const RESOLUTIONS: ReviewResolution[] = ["source", "target", "skip"];
@@ -45,17 +38,7 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
   const app = RED.httpAdmin as Router | undefined;
   if (!app || registered.has(app)) return;
   registered.add(app);
-  const authenticated = (permission: string): RequestHandler =>
-    (RED.auth?.needsPermission(permission) as RequestHandler | undefined) ??
-    ((_req, _res, next) => next());
-  // Node-RED answers 401 both for "who are you?" and for "not allowed"; actions
-  // tell the second apart: a signed-in user without the write permission gets 403.
-  const allow = (permission: string): RequestHandler[] => {
-    if (permission.endsWith(".read")) return [authenticated(permission)];
-    const area = permission.slice(0, permission.indexOf("."));
-    return [authenticated(`${area}.read`), requirePermission(permission)];
-  };
-
+  const allow = (permission: string) => allowFor(RED, permission);
   const route = (handler: Handler) => async (req: Request, res: Response) => {
     try {
       const store = await stateStoreFor(RED.settings.userDir);
@@ -63,15 +46,7 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
       if (body === undefined) res.status(status).end();
       else res.status(status).json(body);
     } catch (err) {
-      if (err instanceof ApiError)
-        return res.status(err.status).json({ error: { code: err.code, message: err.message } });
-      if (err instanceof TributaryError) {
-        return res.status(400).json({ error: { code: err.code, message: err.message } });
-      }
-      RED.log.error(`tributary API ${req.method} ${req.path}: ${(err as Error).stack ?? err}`);
-      res
-        .status(500)
-        .json({ error: { code: "internal", message: "internal error; see the Node-RED log" } });
+      sendError(RED, req, res, err);
     }
   };
 
@@ -128,22 +103,6 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
 
   publishLiveUpdates(RED);
   registerCrmRoutes(RED);
-}
-
-function requirePermission(permission: string): RequestHandler {
-  const area = permission.slice(0, permission.indexOf("."));
-  return (req, res, next) => {
-    const info = (req as Request & { authInfo?: { scope?: string | string[] } }).authInfo;
-    if (!info) return next(); // adminAuth off
-    const scopes = Array.isArray(info.scope) ? info.scope : [info.scope ?? ""];
-    if (scopes.some((s) => s === "*" || s === permission || s === `${area}.*`)) return next();
-    res.status(403).json({
-      error: {
-        code: "forbidden",
-        message: `this user may not do that: it needs the ${permission} permission`,
-      },
-    });
-  };
 }
 
 function runFilter(req: Request): RunFilter {
@@ -322,24 +281,10 @@ async function resolveReview(req: Request, store: StateStore) {
   return { body: { item: await store.getReview(id) } };
 }
 
-/** Tests an undeployed form: blank or unchanged (__PWRD__) secrets come from the deployed node. */
+/** Tests an undeployed form (see readTestForm for its secrets). */
 async function testForm(req: Request, RED: NodeRedApi) {
-  const body = (req.body ?? {}) as {
-    id?: string;
-    config?: Record<string, unknown>;
-    credentials?: Record<string, string>;
-  };
-  if (!body.config || typeof body.config !== "object")
-    throw new ApiError(400, "bad-request", "config is missing: send the form's values");
-  const stored = body.id ? (RED.nodes.getCredentials(body.id) ?? {}) : {};
-  const credentials: Record<string, string | undefined> = { ...body.credentials };
-  for (const field of ["user", "password"]) {
-    if (!credentials[field] || credentials[field] === "__PWRD__")
-      credentials[field] = stored[field];
-  }
-  const connection = new DbConnection(
-    parseSettings(body.config, credentials, RED.settings.userDir),
-  );
+  const { config, credentials } = readTestForm(req, RED, ["user", "password"]);
+  const connection = new DbConnection(parseSettings(config, credentials, RED.settings.userDir));
   try {
     return { body: await probe(connection) };
   } finally {
