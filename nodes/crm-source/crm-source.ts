@@ -4,8 +4,8 @@ import type { CrmConnectionNode } from "../lib/crm/index";
 import { CrmReader } from "../lib/crm/reader";
 import { connectionEvents } from "../lib/crm/revoke";
 import { TributaryError } from "../lib/db/errors";
-import { listOfNames, oneOf, requiredText, wholeNumber } from "../lib/node-config";
-import { attachSource } from "../lib/source-node";
+import { listOfNames, oneOf, requiredText } from "../lib/node-config";
+import { attachSource, runSettings } from "../lib/source-node";
 import type { SyncMode } from "../lib/types";
 
 const MODES = ["full", "incremental"] as const;
@@ -29,10 +29,7 @@ function readSettings(def: NodeDef): SourceSettings {
     ),
     fields: listOfNames(def.fields, "fields", false),
     mode: oneOf(def.mode, "mode", MODES, "incremental"),
-    batchSize: wholeNumber(def.batchSize, "batch size", 500),
-    maxInFlight: wholeNumber(def.maxInFlight, "batches in flight", 2),
-    settleTimeoutMs: wholeNumber(def.settleTimeout, "settle timeout", 300) * 1000,
-    lookback: wholeNumber(def.lookback, "look-back", 0, 0),
+    ...runSettings(def, 500),
   };
 }
 

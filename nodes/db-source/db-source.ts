@@ -3,8 +3,8 @@ import { registerManagementRoutes } from "../lib/api/routes";
 import type { DbConnectionNode } from "../lib/db/connection";
 import { TableReader } from "../lib/db/table-reader";
 import { TributaryError } from "../lib/db/errors";
-import { listOfNames, oneOf, requiredText, wholeNumber } from "../lib/node-config";
-import { attachSource } from "../lib/source-node";
+import { listOfNames, oneOf, requiredText } from "../lib/node-config";
+import { attachSource, runSettings } from "../lib/source-node";
 import type { SyncMode } from "../lib/types";
 
 const MODES = ["full", "incremental"] as const;
@@ -48,10 +48,7 @@ function readSettings(def: NodeDef): SourceSettings {
     keyColumns: listOfNames(def.keyColumns, "key columns", true),
     cursorColumn,
     mode,
-    batchSize: wholeNumber(def.batchSize, "batch size", 1000),
-    maxInFlight: wholeNumber(def.maxInFlight, "batches in flight", 2),
-    settleTimeoutMs: wholeNumber(def.settleTimeout, "settle timeout", 300) * 1000,
-    lookback: wholeNumber(def.lookback, "look-back", 0, 0),
+    ...runSettings(def, 1000),
   };
 }
 

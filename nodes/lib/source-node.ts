@@ -4,6 +4,7 @@
  * progress and summary on the status; send the summary on output 2; register with the
  * source registry; fail a run under way when the node closes.
  */
+import { wholeNumber } from "./node-config";
 import type { NodeDef, NodeRedApi, RedNode } from "./red";
 import type { Run } from "./run-registry";
 import { runSource, type StreamReader } from "./source-run";
@@ -34,6 +35,23 @@ export interface SourceSpec {
   deployCheck?: StreamReader | null;
   /** Run options an input message may carry besides `msg.mode`. */
   inputOptions?(msg: Record<string, unknown>): Partial<TriggerOptions>;
+}
+
+export interface RunSettings {
+  batchSize: number;
+  maxInFlight: number;
+  settleTimeoutMs: number;
+  lookback: number;
+}
+
+/** The run settings every source node has, read from its properties with their defaults. */
+export function runSettings(def: NodeDef, defaultBatchSize: number): RunSettings {
+  return {
+    batchSize: wholeNumber(def.batchSize, "batch size", defaultBatchSize),
+    maxInFlight: wholeNumber(def.maxInFlight, "batches in flight", 2),
+    settleTimeoutMs: wholeNumber(def.settleTimeout, "settle timeout", 300) * 1000,
+    lookback: wholeNumber(def.lookback, "look-back", 0, 0),
+  };
 }
 
 export interface SourceNode {
