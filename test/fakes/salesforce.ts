@@ -81,6 +81,13 @@ export class FakeSalesforce {
   /** The next n data calls answer 403 REQUEST_LIMIT_EXCEEDED with this message. */
   limitExceeded = { remaining: 0, message: "ConcurrentPerOrgLongTxn Limit exceeded." };
   dailyApi = { Max: 15000, Remaining: 14200 };
+  /**
+   * Called for every request before it is answered (before the session is checked), with
+   * its 1-based ordinal: lets a test act at an exact point, e.g. expireSessions() after
+   * the second query page.
+   */
+  onRequest: ((req: { method: string; path: string; count: number }) => void) | null = null;
+  private requestCount = 0;
 
   readonly refreshTokens = new Set<string>(["refresh-initial-0001"]);
   readonly sessions = new Map<string, Session>();
@@ -223,6 +230,8 @@ export class FakeSalesforce {
     const url = new URL(req.url ?? "/", this.url);
     const path = url.pathname;
     const method = req.method ?? "GET";
+    this.requestCount++;
+    this.onRequest?.({ method, path, count: this.requestCount });
 
     if (method === "POST" && /^\/services\/Soap\/u\/[\d.]+$/.test(path))
       return this.soapLogin(req, res);
