@@ -7,9 +7,9 @@
  * form's Connect opens the provider's consent page in a popup; the local OAuth fake
  * consents at once and redirects the popup to the runtime's callback, which shows
  * "Connected" and tells the editor (postMessage to its opener, which the test listens
- * for); the form gives feedback without a reload ("Consent page opened…"; the form does
- * not yet act on that message, so it never says "connected" by itself), and its Test
- * connection then reports Connected with the stored token. The state store holds the
+ * for); the form gives feedback without a reload ("Consent page opened…", then, on
+ * that message, "Connected"), and its Test connection then reports Connected with the
+ * stored token. The state store holds the
  * tokens sealed (the access token is not in the stored text); loading the same
  * callback URL again is refused with 400 and a message.
  *
@@ -51,7 +51,7 @@ interface EditorRED {
 
 interface OAuthMessage {
   origin: string;
-  data: { type?: string; connectionId?: string; ok?: boolean };
+  data: { type?: string; connectionId?: string; ok?: boolean; message?: string };
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -371,12 +371,24 @@ describe("OAuth Connect in Chromium", function () {
       { timeout: 20_000 },
     );
     const received = (await messages.jsonValue()) as OAuthMessage[];
-    assert.deepEqual(received, [
-      {
-        origin: new URL(server!.url).origin,
-        data: { type: "tributary-oauth", connectionId: CONNECTION, ok: true },
-      },
-    ]);
+    assert.equal(received.length, 1);
+    assert.equal(received[0].origin, new URL(server!.url).origin);
+    assert.deepEqual(
+      { ...received[0].data, message: undefined },
+      { type: "tributary-oauth", connectionId: CONNECTION, ok: true, message: undefined },
+    );
+    // The form says so by itself, without Test connection or a reload.
+    await page.waitForFunction(
+      () =>
+        /^Connected: the tokens are stored/.test(
+          document.querySelector("#node-config-test-result")?.textContent ?? "",
+        ),
+      null,
+      { timeout: 20_000 },
+    );
+    assert.ok(
+      await page.$eval("#node-config-test-result", (e) => e.classList.contains("tributary-ok")),
+    );
     await popup.close();
     await shot("form-after-connect");
   });

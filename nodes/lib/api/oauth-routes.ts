@@ -386,7 +386,10 @@ function page(
   message: string,
   outcome: { connectionId?: string; ok: boolean },
 ): void {
-  const data = JSON.stringify({ type: "tributary-oauth", ...outcome }).replace(/</g, "\\u003c");
+  const data = JSON.stringify({ type: "tributary-oauth", ...outcome, message }).replace(
+    /</g,
+    "\\u003c",
+  );
   res
     .status(status)
     .type("html")
