@@ -164,6 +164,26 @@ describe("CRM nodes: connection routes, configuration errors, runs", function ()
     assert.match((missing.body.error as { message: string }).message, /deploy it first/);
   });
 
+  it("the generic connection routes of DESIGN §5 answer for a CRM connection too", async () => {
+    await helper.load(nodes, flow(), credentials);
+    const form = await request()
+      .post("/tributary/connections/test")
+      .send({
+        type: "tributary-crm-connection",
+        config: { provider: "hubspot", authType: "token", baseUrl: hubspot.url },
+        credentials: { token: HS_TOKEN },
+      });
+    assert.equal(form.body.ok, true);
+    assert.equal(form.body.org, "portal 62515 (app-eu1.hubspot.com)");
+    const tested = await request().post("/tributary/connections/pd/test").send({});
+    assert.equal(tested.body.user, "ana@example.com");
+    const schema = await request().get("/tributary/connections/hs/schema");
+    assert.ok((schema.body.objects as Array<{ name: string }>).some((o) => o.name === "contacts"));
+    const fields = await request().get("/tributary/connections/hs/schema/contacts");
+    assert.equal(fields.body.modifiedField, "lastmodifieddate");
+    assert.ok((fields.body.fields as Array<{ name: string }>).some((f) => f.name === "email"));
+  });
+
   it("a connection missing its token shows the field to fix on the source", async () => {
     await helper.load(nodes, flow(), { hs: { token: HS_TOKEN }, pd: {} });
     const src = helper.getNode("src") as HelperNode;

@@ -49,32 +49,48 @@ export function registerCrmRoutes(RED: NodeRedApi): void {
   app.post(
     "/tributary/crm/connections/test",
     write,
-    route((req) => testForm(req, RED)),
+    route((req) => crmTestForm(req, RED)),
   );
   app.post(
     "/tributary/crm/connections/:id/test",
     write,
-    route(async (req) => probe(deployed(req, RED).provider(), deployed(req, RED).label())),
+    route((req) => crmTestDeployed(req, RED)),
   );
   app.get(
     "/tributary/crm/connections/:id/objects",
     read,
-    route(async (req) => ({ objects: await deployed(req, RED).provider().listObjects() })),
+    route((req) => crmObjects(req, RED)),
   );
   app.get(
     "/tributary/crm/connections/:id/objects/:object/fields",
     read,
-    route(async (req) => {
-      const provider = deployed(req, RED).provider();
-      const object = req.params.object;
-      return {
-        object,
-        idField: provider.idField(object),
-        modifiedField: provider.modifiedField(object),
-        fields: await provider.describe(object),
-      };
-    }),
+    route((req) => crmFields(req, RED, req.params.object)),
   );
+}
+
+/** Whether `id` is a deployed crm-connection (the generic connection routes ask). */
+export function isCrmConnection(RED: NodeRedApi, id: string): boolean {
+  const node = RED.nodes.getNode(id) as unknown as CrmConnectionNode | null;
+  return node?.type === "tributary-crm-connection";
+}
+
+export function crmTestDeployed(req: Request, RED: NodeRedApi) {
+  const node = deployed(req, RED);
+  return probe(node.provider(), node.label());
+}
+
+export async function crmObjects(req: Request, RED: NodeRedApi) {
+  return { objects: await deployed(req, RED).provider().listObjects() };
+}
+
+export async function crmFields(req: Request, RED: NodeRedApi, object: string) {
+  const provider = deployed(req, RED).provider();
+  return {
+    object,
+    idField: provider.idField(object),
+    modifiedField: provider.modifiedField(object),
+    fields: await provider.describe(object),
+  };
 }
 
 function deployed(req: Request, RED: NodeRedApi): CrmConnectionNode {
@@ -90,7 +106,7 @@ function deployed(req: Request, RED: NodeRedApi): CrmConnectionNode {
 }
 
 /** Tests an undeployed form (see readTestForm for its secrets). */
-async function testForm(req: Request, RED: NodeRedApi) {
+export async function crmTestForm(req: Request, RED: NodeRedApi) {
   const form = readTestForm(req, RED, CRM_CREDENTIAL_FIELDS);
   const credentials = form.credentials as CrmCredentials;
   const settings = parseCrmSettings(form.config, credentials);

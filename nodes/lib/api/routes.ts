@@ -19,7 +19,14 @@ import type { DbConnectionNode } from "../db/connection";
 import { DbConnection, parseSettings } from "../db/connection";
 import { TributaryError } from "../db/errors";
 import { describeTableDetail, listTables } from "../db/discovery";
-import { registerCrmRoutes } from "./crm-routes";
+import {
+  crmFields,
+  crmObjects,
+  crmTestDeployed,
+  crmTestForm,
+  isCrmConnection,
+  registerCrmRoutes,
+} from "./crm-routes";
 import { allow as allowFor, ApiError, sendError, testForm as readTestForm } from "./common";
 
 export { ApiError };
@@ -71,26 +78,39 @@ export function registerManagementRoutes(RED: NodeRedApi): void {
   app.delete("/tributary/watermarks/:nodeId", ...allow("tributary.write"), route(deleteWatermark));
   app.get("/tributary/review", ...allow("tributary.read"), route(listReview));
   app.post("/tributary/review/:id", ...allow("tributary.write"), route(resolveReview));
+  // One set of connection routes for both kinds (DESIGN §5): a CRM connection's schema
+  // is its objects, and an object's fields.
+  const isCrm = (req: Request) =>
+    req.params.id
+      ? isCrmConnection(RED, req.params.id)
+      : (req.body as { type?: unknown } | undefined)?.type === "tributary-crm-connection";
   app.post(
     "/tributary/connections/test",
     ...allow("tributary-db-connection.write"),
-    route(async (req) => testForm(req, RED)),
+    route(async (req) => (isCrm(req) ? { body: await crmTestForm(req, RED) } : testForm(req, RED))),
   );
   app.post(
     "/tributary/connections/:id/test",
     ...allow("tributary-db-connection.write"),
-    route(async (req) => testDeployed(req, RED)),
+    route(async (req) =>
+      isCrm(req) ? { body: await crmTestDeployed(req, RED) } : testDeployed(req, RED),
+    ),
   );
 
   app.get(
     "/tributary/connections/:id/schema",
     ...allow("tributary-db-connection.read"),
-    route(async (req) => ({ body: { tables: await listTables(deployedConnection(req, RED)) } })),
+    route(async (req) => ({
+      body: isCrm(req)
+        ? await crmObjects(req, RED)
+        : { tables: await listTables(deployedConnection(req, RED)) },
+    })),
   );
   app.get(
     "/tributary/connections/:id/schema/:table",
     ...allow("tributary-db-connection.read"),
     route(async (req) => {
+      if (isCrm(req)) return { body: await crmFields(req, RED, req.params.table) };
       try {
         return { body: await describeTableDetail(deployedConnection(req, RED), req.params.table) };
       } catch (err) {
