@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 /**
  * The CRM side of the editor in a real browser (Debian's Chromium, driven by
  * playwright-core): the palette shows the CRM nodes; a flow with a HubSpot connection
@@ -13,33 +11,19 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { HubSpotFake } from "../fakes/hubspot";
-import { cli, kill, root, spawnUntil, tempDir, type Started } from "../e2e/support";
+import {
+  CHROMIUM,
+  importFlow,
+  invalidNodes,
+  launchChromium,
+  logIn,
+  screenshots,
+  type EditorRED,
+} from "./support";
+import { cli, kill, spawnUntil, tempDir, type Started } from "../e2e/support";
 
-interface EditorNode {
-  id: string;
-  z: string;
-  type: string;
-  name: string;
-  valid?: boolean;
-}
-
-interface EditorRED {
-  nodes: {
-    eachNode(cb: (n: EditorNode) => void): void;
-    eachConfig(cb: (n: EditorNode) => void): void;
-  };
-  workspaces: { show(id: string): void };
-  actions: { invoke(a: string): void };
-  editor: {
-    edit(node: unknown): void;
-    editConfig(a: string, b: string, c: string): void;
-  };
-}
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = path.join(root, "test-artifacts", "browser");
 const TOKEN = "pat-eu1-browser-token-4711";
 const WRONG_TOKEN = "pat-eu1-wrong-token-0815";
 const CONTACTS = 25;
@@ -111,13 +95,7 @@ describe("CRM editor in Chromium", function () {
   let browser: Browser | undefined;
   let page: Page;
   let hubspot: HubSpotFake | undefined;
-  let step = 0;
-  const shot = async (name: string) => {
-    step += 1;
-    await page.screenshot({
-      path: path.join(shots, `crm-${String(step).padStart(2, "0")}-${name}.png`),
-    });
-  };
+  const shot = screenshots("crm-", () => page);
   const testResult = async () => (await page.textContent("#node-config-test-result"))?.trim() ?? "";
 
   before(async function () {
@@ -137,7 +115,6 @@ describe("CRM editor in Chromium", function () {
       })),
       (i) => new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
     );
-    fs.mkdirSync(shots, { recursive: true });
     server = await spawnUntil(
       [cli, "start"],
       {
@@ -147,19 +124,7 @@ describe("CRM editor in Chromium", function () {
       },
       /Tributary is running: (http:\/\/[^/\s]+)\//,
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   });
 
@@ -170,11 +135,7 @@ describe("CRM editor in Chromium", function () {
   });
 
   it("logs in and shows the users of tributary-crm-connection in the palette", async () => {
-    await page.goto(`${server!.url}/`);
-    await page.fill("#node-dialog-login-username", "admin");
-    await page.fill("#node-dialog-login-password", "browser-pass");
-    await shot("login");
-    await page.click("#node-dialog-login-submit");
+    await logIn(page, server!.url, "browser-pass", () => shot("login"));
     for (const type of ["tributary-crm-source", "tributary-upsert"]) {
       await page.waitForSelector(`.red-ui-palette-node[data-palette-type="${type}"]`, {
         state: "attached",
@@ -185,18 +146,9 @@ describe("CRM editor in Chromium", function () {
   });
 
   it("imports a HubSpot flow from the Import dialog and tests its connection: success, then a wrong token", async () => {
-    await page.evaluate(() =>
-      (window as unknown as { RED: EditorRED }).RED.actions.invoke("core:show-import-dialog"),
+    await importFlow(page, JSON.stringify(crmFlow(hubspot!.url), null, 2), () =>
+      shot("import-dialog"),
     );
-    await page.fill(
-      "#red-ui-clipboard-dialog-import-text",
-      JSON.stringify(crmFlow(hubspot!.url), null, 2),
-    );
-    await page.press("#red-ui-clipboard-dialog-import-text", "End"); // the dialog validates on keyup
-    await page.waitForSelector("#red-ui-clipboard-dialog-ok:not([disabled])");
-    await shot("import-dialog");
-    await page.click("#red-ui-clipboard-dialog-ok");
-    await page.mouse.click(700, 450); // place the imported nodes
     const connectionId = await page.evaluate(() => {
       let id = "";
       (window as unknown as { RED: EditorRED }).RED.nodes.eachConfig((n) => {
@@ -261,16 +213,7 @@ describe("CRM editor in Chromium", function () {
   });
 
   it("deploys without the 'not properly configured' warning; the crm-source form offers the connection's objects", async () => {
-    const invalid = await page.evaluate(() => {
-      const RED = (window as unknown as { RED: EditorRED }).RED;
-      const names: string[] = [];
-      const check = (n: EditorNode) => {
-        if (n.valid === false) names.push(`${n.type} ${n.name}`);
-      };
-      RED.nodes.eachNode(check);
-      RED.nodes.eachConfig(check);
-      return names;
-    });
+    const invalid = await invalidNodes(page);
     assert.deepEqual(invalid, [], "the imported nodes are valid");
     await page.click("#red-ui-header-button-deploy");
     await page.waitForFunction(

@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 /**
  * The analyst's editor in a real browser (Debian's Chromium, driven by playwright-core):
  * log in, see the demo's counts, import an example from the Import dialog, test its
@@ -10,7 +8,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import type { Knex } from "knex";
 import {
   MYSQL_URL,
@@ -22,22 +20,16 @@ import {
 } from "../support/databases";
 import { createMysqlCustomers, createPgCustomers } from "../support/customers";
 import { StateStore } from "../../nodes/lib/state-store";
+import {
+  CHROMIUM,
+  importFlow,
+  invalidNodes,
+  launchChromium,
+  logIn,
+  screenshots,
+  type EditorRED,
+} from "./support";
 import { cli, kill, root, spawnUntil, tempDir, type Started } from "../e2e/support";
-
-interface EditorRED {
-  nodes: {
-    eachNode(
-      cb: (n: { id: string; z: string; type: string; name: string; valid?: boolean }) => void,
-    ): void;
-    eachConfig(
-      cb: (n: { id: string; type: string; name: string; valid?: boolean; client?: string }) => void,
-    ): void;
-  };
-  workspaces: { show(id: string): void };
-}
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = path.join(root, "test-artifacts", "browser");
 
 describe("editor in Chromium", function () {
   this.timeout(180_000);
@@ -47,13 +39,7 @@ describe("editor in Chromium", function () {
   let userDir: string;
   let pg: Knex;
   let my: Knex;
-  let step = 0;
-  const shot = async (name: string) => {
-    step += 1;
-    await page.screenshot({
-      path: path.join(shots, `${String(step).padStart(2, "0")}-${name}.png`),
-    });
-  };
+  const shot = screenshots("", () => page);
 
   before(async function () {
     if (!fs.existsSync(CHROMIUM)) {
@@ -67,7 +53,6 @@ describe("editor in Chromium", function () {
     await requireServer(this, "MySQL/MariaDB", my);
     await createPgCustomers(pg, "br_customers", 1_500);
     await createMysqlCustomers(my, "br_customers");
-    fs.mkdirSync(shots, { recursive: true });
     const p = configFromUrl(PG_URL);
     const m = configFromUrl(MYSQL_URL);
     userDir = path.join(tempDir("tributary-browser-"), "user");
@@ -94,19 +79,7 @@ describe("editor in Chromium", function () {
       },
       /Tributary is running: (http:\/\/[^/\s]+)\//,
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   });
 
@@ -118,11 +91,7 @@ describe("editor in Chromium", function () {
   });
 
   it("asks for a login and opens the editor with the tributary palette", async () => {
-    await page.goto(`${server!.url}/`);
-    await page.fill("#node-dialog-login-username", "admin");
-    await page.fill("#node-dialog-login-password", "browser-pass");
-    await shot("login");
-    await page.click("#node-dialog-login-submit");
+    await logIn(page, server!.url, "browser-pass", () => shot("login"));
     for (const type of [
       "tributary-db-source",
       "tributary-upsert",
@@ -148,16 +117,7 @@ describe("editor in Chromium", function () {
       { timeout: 30_000 },
     );
     await shot("demo-status");
-    const invalid = await page.evaluate(() => {
-      const RED = (window as unknown as { RED: EditorRED }).RED;
-      const names: string[] = [];
-      const check = (n: { type: string; name: string; valid?: boolean }) => {
-        if (n.valid === false) names.push(`${n.type} ${n.name}`);
-      };
-      RED.nodes.eachNode(check);
-      RED.nodes.eachConfig(check);
-      return names;
-    });
+    const invalid = await invalidNodes(page);
     assert.deepEqual(
       invalid,
       [],
@@ -172,17 +132,7 @@ describe("editor in Chromium", function () {
         "utf8",
       )
       .replace(/"customers"/g, '"br_customers"');
-    await page.evaluate(() =>
-      (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke(
-        "core:show-import-dialog",
-      ),
-    );
-    await page.fill("#red-ui-clipboard-dialog-import-text", example);
-    await page.press("#red-ui-clipboard-dialog-import-text", "End"); // the dialog validates on keyup
-    await page.waitForSelector("#red-ui-clipboard-dialog-ok:not([disabled])");
-    await shot("import-dialog");
-    await page.click("#red-ui-clipboard-dialog-ok");
-    await page.mouse.click(700, 450); // place the imported nodes
+    await importFlow(page, example, () => shot("import-dialog"));
     const pgId = await page.evaluate(() => {
       let id = "";
       (

@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 /**
  * The Connect (OAuth2) button of a crm-connection in a real browser (Debian's
  * Chromium, driven by playwright-core), against the hosted runtime: a HubSpot
@@ -26,36 +24,27 @@ import fs from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { chromium, type Browser, type Page, type Response } from "playwright-core";
+import type { Browser, Page, Response } from "playwright-core";
 import { FakeOAuthServer } from "../fakes/oauth";
 import { HubSpotFake } from "../fakes/hubspot";
 import { StateStore } from "../../nodes/lib/state-store";
 import { TokenVault } from "../../nodes/lib/crm/token-vault";
-import { cli, kill, root, spawnUntil, tempDir, type Started } from "../e2e/support";
-
-interface EditorNode {
-  id: string;
-  type: string;
-  name: string;
-  valid?: boolean;
-}
-
-interface EditorRED {
-  nodes: {
-    eachNode(cb: (n: EditorNode) => void): void;
-    eachConfig(cb: (n: EditorNode) => void): void;
-  };
-  actions: { invoke(a: string): void };
-  editor: { editConfig(a: string, b: string, c: string): void };
-}
+import {
+  CHROMIUM,
+  importFlow,
+  invalidNodes,
+  launchChromium,
+  logIn,
+  screenshots,
+  type EditorRED,
+} from "./support";
+import { cli, kill, spawnUntil, tempDir, type Started } from "../e2e/support";
 
 interface OAuthMessage {
   origin: string;
   data: { type?: string; connectionId?: string; ok?: boolean; message?: string };
 }
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const shots = path.join(root, "test-artifacts", "browser");
 const SECRET = "oauth-browser-credential-secret-4711";
 const API_TOKEN = "pat-eu1-oauth-gateway-token";
 const CONNECTION = "oauth_br_hs";
@@ -147,13 +136,7 @@ describe("OAuth Connect in Chromium", function () {
   let gateway: { url: string; close(): Promise<void> } | undefined;
   let userDir: string;
   let callbackUrl = "";
-  let step = 0;
-  const shot = async (name: string, on: Page = page) => {
-    step += 1;
-    await on.screenshot({
-      path: path.join(shots, `oauth-${String(step).padStart(2, "0")}-${name}.png`),
-    });
-  };
+  const shot = screenshots("oauth-", () => page);
   const formResult = async () => (await page.textContent("#node-config-test-result"))?.trim() ?? "";
 
   before(async function () {
@@ -166,7 +149,6 @@ describe("OAuth Connect in Chromium", function () {
     hubspot = new HubSpotFake({ token: API_TOKEN });
     await hubspot.start();
     gateway = await startGateway(oauth, hubspot);
-    fs.mkdirSync(shots, { recursive: true });
     userDir = path.join(tempDir("tributary-oauth-browser-"), "user");
     server = await spawnUntil(
       [cli, "start"],
@@ -178,19 +160,7 @@ describe("OAuth Connect in Chromium", function () {
       },
       /Tributary is running: (http:\/\/[^/\s]+)\//,
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     page = await context.newPage();
   });
@@ -204,11 +174,7 @@ describe("OAuth Connect in Chromium", function () {
   });
 
   it("logs in to the editor", async () => {
-    await page.goto(`${server!.url}/`);
-    await page.fill("#node-dialog-login-username", "admin");
-    await page.fill("#node-dialog-login-password", "browser-pass");
-    await shot("login");
-    await page.click("#node-dialog-login-submit");
+    await logIn(page, server!.url, "browser-pass", () => shot("login"));
     await page.waitForSelector('.red-ui-palette-node[data-palette-type="tributary-crm-source"]', {
       state: "attached",
       timeout: 30_000,
@@ -216,18 +182,11 @@ describe("OAuth Connect in Chromium", function () {
   });
 
   it("imports a HubSpot connection with OAuth2 and deploys it", async () => {
-    await page.evaluate(() =>
-      (window as unknown as { RED: EditorRED }).RED.actions.invoke("core:show-import-dialog"),
-    );
-    await page.fill(
-      "#red-ui-clipboard-dialog-import-text",
+    await importFlow(
+      page,
       JSON.stringify(oauthFlow(gateway!.url, oauth!.clientId, oauth!.clientSecret), null, 2),
+      () => shot("import-dialog"),
     );
-    await page.press("#red-ui-clipboard-dialog-import-text", "End"); // the dialog validates on keyup
-    await page.waitForSelector("#red-ui-clipboard-dialog-ok:not([disabled])");
-    await shot("import-dialog");
-    await page.click("#red-ui-clipboard-dialog-ok");
-    await page.mouse.click(700, 450); // place the imported nodes
     const ids = await page.evaluate(() => {
       const found: string[] = [];
       (window as unknown as { RED: EditorRED }).RED.nodes.eachConfig((n) => {
@@ -236,16 +195,7 @@ describe("OAuth Connect in Chromium", function () {
       return found;
     });
     assert.ok(ids.includes(CONNECTION), `the imported connection is in the editor: ${ids}`);
-    const invalid = await page.evaluate(() => {
-      const RED = (window as unknown as { RED: EditorRED }).RED;
-      const names: string[] = [];
-      const check = (n: EditorNode) => {
-        if (n.valid === false) names.push(`${n.type} ${n.name}`);
-      };
-      RED.nodes.eachNode(check);
-      RED.nodes.eachConfig(check);
-      return names;
-    });
+    const invalid = await invalidNodes(page);
     assert.deepEqual(invalid, [], "the imported nodes are valid");
     // Connect needs a deployed connection: the runtime looks its client id and secret up.
     await page.click("#red-ui-header-button-deploy");
