@@ -1,11 +1,15 @@
 import assert from "node:assert/strict";
 import { CrmHttp, retryAfterMs, type CrmHttpOptions } from "../../nodes/lib/crm/http";
+import { hubspotThrottleMs } from "../../nodes/lib/crm/hubspot";
+import { pipedriveThrottleMs } from "../../nodes/lib/crm/pipedrive";
 import { TributaryError } from "../../nodes/lib/db/errors";
 import { HttpFake, type FakeReply, type FakeRequest } from "../fakes/http-fake";
 
 /** A bare API: accepts one Bearer token; /echo answers 400 quoting what it was sent. */
 class ApiFake extends HttpFake {
   validToken = "good-token";
+  /** Sent with every 200 (rate-limit headers). */
+  replyHeaders: Record<string, string> = {};
   protected handle(req: FakeRequest): FakeReply {
     if (req.headers.authorization !== `Bearer ${this.validToken}`)
       return { status: 401, body: { message: "token expired" } };
@@ -14,7 +18,7 @@ class ApiFake extends HttpFake {
         status: 400,
         body: { message: `bad request with ${req.headers.authorization} and ${req.query}` },
       };
-    return { status: 200, body: { ok: true, path: req.path } };
+    return { status: 200, body: { ok: true, path: req.path }, headers: this.replyHeaders };
   }
   protected errorBody(status: number, message: string): unknown {
     return { message: `${message} (status ${status})` };
@@ -46,6 +50,48 @@ describe("CRM HTTP client (real axios against a local server)", function () {
     refreshes = 0;
   });
   afterEach(() => fake.stop());
+
+  it("keeps inside the provider's limits from its rate-limit headers, before any 429", async () => {
+    const gapAfter = async (
+      headers: Record<string, string>,
+      throttleMs: CrmHttpOptions["throttleMs"],
+    ) => {
+      fake.replyHeaders = headers;
+      const http = client({ throttleMs });
+      await http.request({ method: "GET", url: "/a" });
+      const first = Date.now();
+      await http.request({ method: "GET", url: "/b" });
+      return Date.now() - first;
+    };
+    // HubSpot: nothing left this second → the next call waits a second.
+    const secondly = await gapAfter(
+      { "x-hubspot-ratelimit-secondly-remaining": "0", "x-hubspot-ratelimit-remaining": "90" },
+      hubspotThrottleMs,
+    );
+    assert.ok(secondly >= 950, `HubSpot secondly limit: waited ${secondly} ms`);
+    // HubSpot: the rolling interval is spent → wait for the interval it names.
+    const rolling = await gapAfter(
+      {
+        "x-hubspot-ratelimit-remaining": "0",
+        "x-hubspot-ratelimit-interval-milliseconds": "600",
+      },
+      hubspotThrottleMs,
+    );
+    assert.ok(rolling >= 550 && rolling < 950, `HubSpot interval: waited ${rolling} ms`);
+    // Pipedrive: no request left in the window → wait until it resets.
+    const pipedrive = await gapAfter(
+      { "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1" },
+      pipedriveThrottleMs,
+    );
+    assert.ok(pipedrive >= 950, `Pipedrive reset: waited ${pipedrive} ms`);
+    // Calls left: no wait at all.
+    const free = await gapAfter(
+      { "x-hubspot-ratelimit-secondly-remaining": "7", "x-ratelimit-remaining": "40" },
+      hubspotThrottleMs,
+    );
+    assert.ok(free < 300, `waited ${free} ms with calls left`);
+    assert.equal(fake.requests("GET", "/b").length, 4);
+  });
 
   it("waits for Retry-After on a 429, then succeeds", async () => {
     fake.rateLimit(1, 1);

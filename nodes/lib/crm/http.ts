@@ -35,6 +35,9 @@ export interface CrmHttpOptions {
   maxDelayMs?: number;
   /** Per-request timeout (default 60 s). */
   timeoutMs?: number;
+  /** How long the provider's rate-limit headers say to hold the next call (ms; 0: none).
+   *  Keeps a connection inside its limits before it is answered with a 429. */
+  throttleMs?(headers: Record<string, string>): number;
 }
 
 export interface CrmRequest {
@@ -171,6 +174,9 @@ export class CrmHttp {
         throw this.networkError(req, err as Error, attempt);
       }
       const { status } = response;
+      const hold = this.options.throttleMs?.(flatHeaders(response)) ?? 0;
+      if (hold > 0)
+        this.pausedUntil = Math.max(this.pausedUntil, Date.now() + Math.min(hold, this.maxDelayMs));
       if (status === 401 && !req.noAuth && this.options.refresh && !refreshed) {
         // One refresh and one retry: a token that fails right after a refresh is
         // not fixed by refreshing again.

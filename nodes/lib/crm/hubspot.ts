@@ -128,6 +128,7 @@ export class HubSpotProvider implements CrmProvider {
       provider: "HubSpot",
       baseUrl,
       maxConcurrency: settings.maxConcurrency,
+      throttleMs: hubspotThrottleMs,
       authHeaders: async () => ({
         Authorization: `Bearer ${this.oauth ? await this.oauth.accessToken() : settings.token}`,
       }),
@@ -531,4 +532,15 @@ function epochMs(value: string, field: string): string {
 
 export function createHubSpot(settings: CrmSettings, store?: TokenStore): HubSpotProvider {
   return new HubSpotProvider(settings, store);
+}
+
+/**
+ * HubSpot's rate-limit headers (https://developers.hubspot.com/docs/api/usage-details):
+ * with none left this second, or in the rolling interval, the next call waits for it.
+ */
+export function hubspotThrottleMs(headers: Record<string, string>): number {
+  if (headers["x-hubspot-ratelimit-secondly-remaining"] === "0") return 1_000;
+  if (headers["x-hubspot-ratelimit-remaining"] === "0")
+    return Number(headers["x-hubspot-ratelimit-interval-milliseconds"]) || 10_000;
+  return 0;
 }

@@ -123,6 +123,7 @@ export class PipedriveProvider implements CrmProvider {
       provider: "Pipedrive",
       baseUrl: this.baseUrl,
       maxConcurrency: settings.maxConcurrency,
+      throttleMs: pipedriveThrottleMs,
       // The header rather than ?api_token=: a token in a URL ends up in proxy logs.
       authHeaders: async (): Promise<Record<string, string>> =>
         this.oauth
@@ -461,4 +462,13 @@ function rfc3339(value: string): string {
 
 export function createPipedrive(settings: CrmSettings, store?: TokenStore): PipedriveProvider {
   return new PipedriveProvider(settings, store);
+}
+
+/**
+ * Pipedrive's rate-limit headers (https://pipedrive.readme.io/docs/core-api-concepts-rate-limiting):
+ * with no request left in the window, the next call waits until it resets.
+ */
+export function pipedriveThrottleMs(headers: Record<string, string>): number {
+  if (headers["x-ratelimit-remaining"] !== "0") return 0;
+  return (Number(headers["x-ratelimit-reset"]) || 2) * 1_000;
 }
