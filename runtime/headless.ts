@@ -77,10 +77,7 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
   const userDir = ensureUserDir(options.userDir);
   const settings = nodeRedSettings({
     userDir,
-    // The flow's credentials live only in memory here, but CRM tokens stored by the
-    // hosted runtime in this user directory are sealed with its secret: use the same.
-    credentialSecret:
-      env.TRIBUTARY_CREDENTIAL_SECRET || existingSecret(userDir) || randomBytes(32).toString("hex"),
+    credentialSecret: headlessSecret(userDir, env),
     adminPasswordHash: null,
     editor: false,
     storageModule: memoryStorage(),
@@ -121,11 +118,18 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
   return failed === 0 ? 0 : 1;
 }
 
-/** The secret the hosted runtime generated in this user directory, if it did. */
-function existingSecret(userDir: string): string | null {
+/**
+ * The credential secret of a headless run: the environment's, else the one the hosted
+ * runtime generated in this user directory (CRM tokens stored there are sealed with
+ * it), else a per-run key (the flow's own credentials live only in memory).
+ */
+export function headlessSecret(userDir: string, env: NodeJS.ProcessEnv): string {
+  if (env.TRIBUTARY_CREDENTIAL_SECRET) return env.TRIBUTARY_CREDENTIAL_SECRET;
   try {
-    return fs.readFileSync(path.join(userDir, ".credential-secret"), "utf8").trim() || null;
+    const stored = fs.readFileSync(path.join(userDir, ".credential-secret"), "utf8").trim();
+    if (stored) return stored;
   } catch {
-    return null;
+    // no generated secret in this user directory
   }
+  return randomBytes(32).toString("hex");
 }

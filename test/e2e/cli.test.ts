@@ -5,6 +5,7 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { headlessSecret } from "../../runtime/headless";
 import { cli, tempDir } from "./support";
 
 function run(
@@ -177,5 +178,18 @@ describe("tributary run <flows.json>", function () {
     const bad = await run(["run", junk], env);
     assert.equal(bad.code, 1);
     assert.match(bad.out, /cannot read the flow file/);
+  });
+});
+
+describe("tributary run: the credential secret", () => {
+  it("is the environment's, else the hosted runtime's in the user directory, else a per-run key", () => {
+    const userDir = tempDir("tributary-secret-");
+    const first = headlessSecret(userDir, {});
+    assert.match(first, /^[0-9a-f]{64}$/);
+    assert.notEqual(headlessSecret(userDir, {}), first, "with nothing stored, a new key per run");
+    // What `tributary start` generates, so tokens it sealed open in a headless run.
+    fs.writeFileSync(path.join(userDir, ".credential-secret"), "runtime-secret-1234\n");
+    assert.equal(headlessSecret(userDir, {}), "runtime-secret-1234");
+    assert.equal(headlessSecret(userDir, { TRIBUTARY_CREDENTIAL_SECRET: "from-env" }), "from-env");
   });
 });
