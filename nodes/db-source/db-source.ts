@@ -48,7 +48,7 @@ function readSettings(def: NodeDef): SourceSettings {
     keyColumns: listOfNames(def.keyColumns, "key columns", true),
     cursorColumn,
     mode,
-    ...runSettings(def, 1000),
+    ...runSettings(def, 5000),
   };
 }
 

@@ -3,7 +3,7 @@
  * one; everything else in nodes/lib/db is written once against this interface.
  */
 import type { Knex } from "knex";
-import type { Value } from "../types";
+import type { SyncRecord, Value } from "../types";
 
 export type ClientName = "pg" | "mysql" | "mssql" | "oracle" | "sqlite";
 
@@ -46,6 +46,15 @@ export interface WriteChunk {
   rows: unknown[][];
 }
 
+/** A batch for a bulk path: records as they arrive (the dialect converts the values
+ *  itself, in one pass, rather than through an array per row). */
+export interface BulkChunk {
+  table: string;
+  columns: ColumnInfo[];
+  key: string[];
+  records: SyncRecord[];
+}
+
 export interface Dialect {
   readonly client: ClientName;
   readonly label: string;
@@ -73,8 +82,9 @@ export interface Dialect {
     chunk: WriteChunk,
   ): Promise<Array<"insert" | "update" | "unchanged">>;
   /** A faster path for large upserts (a bulk load into a staging table, then one
-   *  set-based upsert), in its own transaction. Same result as upsertChunk. */
-  bulkUpsert?(knex: Knex, chunk: WriteChunk): Promise<Array<"insert" | "update" | "unchanged">>;
+   *  set-based upsert). Same result as upsertChunk, in the order of chunk.records. Throws
+   *  before writing anything for values it cannot load (the statement path takes them). */
+  bulkUpsert?(knex: Knex, chunk: BulkChunk): Promise<Array<"insert" | "update" | "unchanged">>;
   /** A failure that a retry of the whole transaction may cure: deadlock, serialization
    *  failure, lock timeout, a connection dropped mid-batch. */
   isTransient(err: unknown): boolean;

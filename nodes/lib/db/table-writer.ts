@@ -12,7 +12,7 @@ import {
   type Value,
 } from "../types";
 import { requireColumns, type DbConnection } from "./connection";
-import type { ColumnInfo, WriteChunk } from "./dialect";
+import type { BulkChunk, ColumnInfo, WriteChunk } from "./dialect";
 import { TributaryError } from "./errors";
 import { existingKeys, keyText } from "./sql";
 
@@ -186,14 +186,11 @@ export class TableWriter {
     if (!dialect.bulkUpsert || this.options.mode !== "upsert" || groups.length !== 1) return null;
     const [group] = groups;
     if (group.records.length < BULK_MIN_ROWS) return null;
-    const infos = group.fields.map((f) => columns.get(f)!);
-    const chunk: WriteChunk = {
+    const chunk: BulkChunk = {
       table: this.options.table,
-      columns: group.fields,
+      columns: group.fields.map((f) => columns.get(f)!),
       key: this.options.keyColumns,
-      rows: group.records.map((r) =>
-        infos.map((info) => dialect.toDbValue(info, r[info.name] as Value)),
-      ),
+      records: group.records,
     };
     try {
       const actions = await dialect.bulkUpsert(this.connection.knex(), chunk);
