@@ -16,6 +16,7 @@ import type {
   Value,
 } from "./types";
 import { TributaryError } from "./db/errors";
+import { SqliteWorker } from "./sqlite-worker";
 
 export interface WatermarkPosition {
   /** The cursor value exactly as the database returned it (text or integer). */
@@ -202,6 +203,8 @@ const migrationSource: Knex.MigrationSource<string> = {
 export class StateStore {
   /** A SQLite file (one connection, prepared statements) rather than PostgreSQL. */
   private sqlite = false;
+  /** SQLite file: the per-record statements run on a worker thread (see sqlite-worker). */
+  private worker: SqliteWorker | null = null;
 
   private constructor(
     readonly knex: Knex,
@@ -215,6 +218,9 @@ export class StateStore {
     const store = new StateStore(knex, location.url ? redactUrl(location.url) : location.file!);
     store.sqlite = !location.url;
     await knex.migrate.latest({ migrationSource, tableName: "tributary_migrations" });
+    const file = location.file ?? ":memory:";
+    // A memory database is private to its connection: no worker can share it.
+    if (store.sqlite && file !== ":memory:") store.worker = new SqliteWorker(file);
     return store;
   }
 
@@ -223,6 +229,7 @@ export class StateStore {
   }
 
   async close(): Promise<void> {
+    await this.worker?.close();
     await this.knex.destroy();
   }
 
@@ -337,25 +344,30 @@ export class StateStore {
 
   async getSyncStates(scope: string, keys: string[]): Promise<Map<string, SyncState>> {
     const states = new Map<string, SyncState>();
-    // SQLite: the keys as one JSON parameter, one statement; PostgreSQL: IN lists.
-    const chunk = this.sqlite ? Math.max(keys.length, 1) : 500;
-    for (let i = 0; i < keys.length; i += chunk) {
-      const part = keys.slice(i, i + chunk);
-      const rows = await this.knex("tributary_sync_state")
-        .where({ scope })
-        .modify((q) => {
-          if (this.sqlite)
-            q.whereRaw("record_key in (select value from json_each(?))", [JSON.stringify(part)]);
-          else q.whereIn("record_key", part);
-        });
+    const found = (rows: Array<Record<string, unknown>>) => {
       for (const r of rows) {
-        states.set(r.record_key, {
-          key: r.record_key,
-          sourceHash: r.source_hash,
-          targetHash: r.target_hash,
-          syncedAt: r.synced_at,
+        states.set(r.record_key as string, {
+          key: r.record_key as string,
+          sourceHash: r.source_hash as string | null,
+          targetHash: r.target_hash as string | null,
+          syncedAt: r.synced_at as string,
         });
       }
+    };
+    if (this.worker) {
+      // The keys as one JSON parameter: one statement for the batch.
+      found(
+        await this.worker.all(
+          "select record_key, source_hash, target_hash, synced_at from tributary_sync_state " +
+            "where scope = ? and record_key in (select value from json_each(?))",
+          [scope, JSON.stringify(keys)],
+        ),
+      );
+      return states;
+    }
+    for (let i = 0; i < keys.length; i += 500) {
+      const part = keys.slice(i, i + 500);
+      found(await this.knex("tributary_sync_state").where({ scope }).whereIn("record_key", part));
     }
     return states;
   }
@@ -403,7 +415,7 @@ export class StateStore {
             .join(", ")}`
         : "");
     const json = JSON.stringify(rows.map((row) => columns.map((c) => row[c] ?? null)));
-    await this.knex.raw(sql, [json]);
+    await (this.worker ? this.worker.run(sql, [json]) : this.knex.raw(sql, [json]));
   }
 
   async addReview(item: Omit<ReviewItem, "id" | "status" | "createdAt">): Promise<number> {

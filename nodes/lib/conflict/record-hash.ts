@@ -3,7 +3,7 @@
  * databases: values are compared in their lossless text form (bigint "1" and 1,
  * true and 1), fields in name order.
  */
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import type { SyncRecord, Value } from "../types";
 
 function canonical(value: Value | undefined): string {
@@ -28,7 +28,18 @@ export function recordHash(record: SyncRecord, fields: string[]): string {
   // One string, one update: a call into the hash per field cost more than the hashing.
   let text = "";
   for (const field of sorted) text += `${field}\u0002${canonical(record[field])}\u0003`;
-  return createHash("sha256").update(text).digest("hex").slice(0, 40);
+  return sha256Hex(text).slice(0, 40);
+}
+
+// crypto.hash (Node 20.12+) hashes a short string in one call, without the Hash object
+// createHash builds, about twice as fast for records; same digest.
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: "hex") => string })
+  .hash;
+
+function sha256Hex(text: string): string {
+  return oneShot
+    ? oneShot("sha256", text, "hex")
+    : crypto.createHash("sha256").update(text).digest("hex");
 }
 
 export function keyString(record: SyncRecord, keyFields: string[]): string {
