@@ -67,6 +67,16 @@ export = function register(RED: NodeRedApi): void {
 
     const tally: Tally = { runId: null, insert: 0, update: 0, delete: 0, unchanged: 0, failed: 0 };
     let warnedFields = false;
+    // A batch settles where its journey ends: at an audit-log wired straight to output 1
+    // (so a run's summary, and its watermark, come after its audit entries), else here.
+    // Looked up at the first batch: the nodes downstream are created after this one.
+    let auditDownstream: boolean | null = null;
+    const settlesHere = () => {
+      auditDownstream ??= outputOne(def).some(
+        (id) => RED.nodes.getNode(id)?.type === "tributary-audit-log",
+      );
+      return !auditDownstream;
+    };
 
     node.on("input", (msg, send, done) => {
       const sync = msg.sync as SyncMeta | undefined;
@@ -105,7 +115,8 @@ export = function register(RED: NodeRedApi): void {
                 sync,
               }
             : null;
-          if (sync?.runId) runRegistry.settle(sync.runId, sync.batch, outcomes, node.id);
+          if (sync?.runId && settlesHere())
+            runRegistry.settle(sync.runId, sync.batch, outcomes, node.id);
           status.set({
             fill: tally.failed ? "yellow" : "green",
             shape: "dot",
@@ -121,6 +132,11 @@ export = function register(RED: NodeRedApi): void {
         (err: Error) => fail(err),
       );
     });
+  }
+
+  function outputOne(def: NodeDef): string[] {
+    const wires = def.wires as unknown;
+    return Array.isArray(wires) && Array.isArray(wires[0]) ? (wires[0] as string[]) : [];
   }
 
   /** CRM target: `table` is the object, the first key column the field records match by. */
