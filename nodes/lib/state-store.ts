@@ -16,7 +16,7 @@ import type {
   Value,
 } from "./types";
 import { TributaryError } from "./db/errors";
-import { SqliteWorker } from "./sqlite-worker";
+import { SqliteWorker, type SqliteParam } from "./sqlite-worker";
 
 export interface WatermarkPosition {
   /** The cursor value exactly as the database returned it (text or integer). */
@@ -246,7 +246,21 @@ export class StateStore {
       finished_at: run.finishedAt,
       error: run.error ?? null,
     };
-    await this.knex("tributary_runs").insert(row).onConflict("run_id").merge();
+    await this.write(this.knex("tributary_runs").insert(row).onConflict("run_id").merge());
+  }
+
+  /**
+   * A write a run makes (run rows, watermarks, applied reviews) goes through the worker
+   * when there is one: better-sqlite3 waits for a lock synchronously, so the main
+   * connection writing while the worker holds the lock would stall the event loop.
+   */
+  private async write(query: Knex.QueryBuilder): Promise<void> {
+    if (!this.worker) {
+      await query;
+      return;
+    }
+    const { sql, bindings } = query.toSQL().toNative();
+    await this.worker.run(sql, bindings as SqliteParam[]);
   }
 
   async getRun(runId: string): Promise<RunRow | undefined> {
@@ -469,7 +483,9 @@ export class StateStore {
   /** Marks resolved items as applied once their resolution was written. */
   async markReviewApplied(ids: number[]): Promise<void> {
     if (ids.length)
-      await this.knex("tributary_review").whereIn("id", ids).update({ status: "applied" });
+      await this.write(
+        this.knex("tributary_review").whereIn("id", ids).update({ status: "applied" }),
+      );
   }
 
   async saveToken(connectionId: string, provider: string, sealed: string): Promise<void> {
@@ -619,7 +635,7 @@ export class StateStore {
       run_id: mark.runId,
       updated_at: new Date().toISOString(),
     };
-    await this.knex("tributary_watermarks").insert(row).onConflict("source_id").merge();
+    await this.write(this.knex("tributary_watermarks").insert(row).onConflict("source_id").merge());
   }
 
   async deleteWatermark(sourceId: string): Promise<boolean> {
