@@ -110,6 +110,106 @@ function quoteId(name: string): string {
   return `\`${name.replace(/`/g, "``")}\``;
 }
 
+/**
+ * Whether a batch looks like new rows (an initial load): neither its first nor its
+ * last record's key is in the table. One indexed lookup; a wrong guess costs one
+ * load rolled back, never a wrong row.
+ */
+async function looksNew(conn: RawConnection, table: string, chunk: BulkChunk): Promise<boolean> {
+  const keyColumns = chunk.key.map((k) => chunk.columns.find((c) => c.name === k)!);
+  const ends = [chunk.records[0], chunk.records[chunk.records.length - 1]];
+  const match = `(${keyColumns.map((c) => `${quoteId(c.name)} = ?`).join(" and ")})`;
+  const found = (await rawQuery(conn, {
+    sql: `select 1 from ${table} where ${match} or ${match} limit 1`,
+    values: ends.flatMap((r) => keyColumns.map((c) => mysqlValue(c, r[c.name] ?? null))),
+  })) as unknown[];
+  return found.length === 0;
+}
+
+/**
+ * New rows go straight into the table, in one transaction, and are kept only if every
+ * record went in as it was: LOCAL loads turn a duplicate key (a row that existed) and a
+ * value the column would change into warnings, and any warning rolls the load back.
+ * So a kept load inserted exactly these records: each one's outcome is "insert".
+ */
+async function loadNewRows(
+  conn: RawConnection,
+  table: string,
+  chunk: BulkChunk,
+  data: Buffer,
+): Promise<boolean> {
+  const columns = chunk.columns.map((c) => quoteId(c.name)).join(", ");
+  await rawQuery(conn, "start transaction");
+  let kept = false;
+  try {
+    const loaded = (await rawQuery(conn, {
+      // The position field goes to a variable: the table has no column for it.
+      sql: `load data local infile 'tributary-batch' into table ${table} character set utf8mb4 (@${ROW}, ${columns})`,
+      infileStreamFactory: () => Readable.from([data]),
+    })) as { affectedRows?: number; warningStatus?: number };
+    kept = !loaded.warningStatus && loaded.affectedRows === chunk.records.length;
+  } finally {
+    await rawQuery(conn, kept ? "commit" : "rollback").catch((err: Error) => {
+      if (kept) throw err; // a commit that failed is the write failing
+    });
+  }
+  return kept;
+}
+
+/**
+ * Upsert through a staging table: LOAD DATA into a temporary copy of the table, one
+ * join to tell which records existed, one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE.
+ */
+async function loadThroughStaging(
+  conn: RawConnection,
+  table: string,
+  chunk: BulkChunk,
+  data: Buffer,
+): Promise<Array<"insert" | "update">> {
+  const stage = quoteId(
+    `tributary_stage_${chunk.table.replace(/[^A-Za-z0-9_]/g, "_")}`.slice(0, 64),
+  );
+  const names = chunk.columns.map((c) => c.name);
+  const columns = names.map(quoteId).join(", ");
+  const others = names.filter((c) => !chunk.key.includes(c));
+  const updates = (others.length ? others : chunk.key.slice(0, 1)).map(
+    (c) => `${quoteId(c)} = values(${quoteId(c)})`,
+  );
+  const keyJoin = chunk.key.map((k) => `t.${quoteId(k)} = s.${quoteId(k)}`).join(" and ");
+  // A temporary table is private to this connection and lives as long as it.
+  const staged = stagedOn.get(conn) ?? new Set<string>();
+  stagedOn.set(conn, staged);
+  if (!staged.has(stage)) {
+    await rawQuery(conn, `drop temporary table if exists ${stage}`);
+    await rawQuery(conn, `create temporary table ${stage} like ${table}`);
+    await rawQuery(conn, `alter table ${stage} add column ${ROW} int unsigned`);
+    staged.add(stage);
+  }
+  await rawQuery(conn, `truncate table ${stage}`);
+  const loaded = (await rawQuery(conn, {
+    sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${ROW}, ${columns})`,
+    infileStreamFactory: () => Readable.from([data]),
+  })) as { warningStatus?: number };
+  // LOCAL loads turn data errors into warnings (NULL into NOT NULL becomes '',
+  // long text is cut): any warning means a value changed, so the statement path,
+  // which reports such rows, takes over. Nothing reached the target yet.
+  if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
+  // No transaction: the one INSERT ... SELECT is atomic by itself, and a transaction
+  // would not make the insert/update labels exact under a concurrent writer either
+  // (the select takes no locks); it would only cost two round trips per batch.
+  const existing = (await rawQuery(
+    conn,
+    `select s.${ROW} as r from ${stage} s join ${table} t on ${keyJoin}`,
+  )) as Array<{ r: number }>;
+  await rawQuery(
+    conn,
+    `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
+  );
+  const actions = new Array<"insert" | "update">(chunk.records.length).fill("insert");
+  for (const { r } of existing) actions[r] = "update";
+  return actions;
+}
+
 /** The batch as LOAD DATA lines: the record's position, then its values. */
 function tsvLines(chunk: BulkChunk): string {
   const names = chunk.columns.map((c) => c.name);
@@ -210,51 +310,12 @@ export const mysqlDialect: Dialect = {
 
   async bulkUpsert(knex, chunk) {
     const table = chunk.table.split(".").map(quoteId).join(".");
-    const stage = quoteId(
-      `tributary_stage_${chunk.table.replace(/[^A-Za-z0-9_]/g, "_")}`.slice(0, 64),
-    );
-    const names = chunk.columns.map((c) => c.name);
-    const columns = names.map(quoteId).join(", ");
-    const others = names.filter((c) => !chunk.key.includes(c));
-    const updates = (others.length ? others : chunk.key.slice(0, 1)).map(
-      (c) => `${quoteId(c)} = values(${quoteId(c)})`,
-    );
-    const keyJoin = chunk.key.map((k) => `t.${quoteId(k)} = s.${quoteId(k)}`).join(" and ");
     const data = Buffer.from(tsvLines(chunk), "utf8");
     const conn = (await knex.client.acquireConnection()) as RawConnection;
     try {
-      // A temporary table is private to this connection and lives as long as it.
-      const staged = stagedOn.get(conn) ?? new Set<string>();
-      stagedOn.set(conn, staged);
-      if (!staged.has(stage)) {
-        await rawQuery(conn, `drop temporary table if exists ${stage}`);
-        await rawQuery(conn, `create temporary table ${stage} like ${table}`);
-        await rawQuery(conn, `alter table ${stage} add column ${ROW} int unsigned`);
-        staged.add(stage);
-      }
-      await rawQuery(conn, `truncate table ${stage}`);
-      const loaded = (await rawQuery(conn, {
-        sql: `load data local infile 'tributary-batch' into table ${stage} character set utf8mb4 (${ROW}, ${columns})`,
-        infileStreamFactory: () => Readable.from([data]),
-      })) as { warningStatus?: number };
-      // LOCAL loads turn data errors into warnings (NULL into NOT NULL becomes '',
-      // long text is cut): any warning means a value changed, so the statement path,
-      // which reports such rows, takes over. Nothing reached the target yet.
-      if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
-      // No transaction: the one INSERT ... SELECT is atomic by itself, and a transaction
-      // would not make the insert/update labels exact under a concurrent writer either
-      // (the select takes no locks); it would only cost two round trips per batch.
-      const existing = (await rawQuery(
-        conn,
-        `select s.${ROW} as r from ${stage} s join ${table} t on ${keyJoin}`,
-      )) as Array<{ r: number }>;
-      await rawQuery(
-        conn,
-        `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
-      );
-      const actions = new Array<"insert" | "update">(chunk.records.length).fill("insert");
-      for (const { r } of existing) actions[r] = "update";
-      return actions;
+      if ((await looksNew(conn, table, chunk)) && (await loadNewRows(conn, table, chunk, data)))
+        return new Array<"insert">(chunk.records.length).fill("insert");
+      return await loadThroughStaging(conn, table, chunk, data);
     } finally {
       await knex.client.releaseConnection(conn);
     }
