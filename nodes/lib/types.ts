@@ -105,10 +105,15 @@ export function isDeleted(value: Value | undefined): boolean {
   );
 }
 
-/** Whether two records' field names (Object.keys) are the same, in the same order: a
- *  batch's records nearly always share one shape, so per-shape work is done once. */
-export function sameFieldNames(a: string[], b: string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i += 1) if (a[i] !== b[i]) return false;
-  return true;
+/** Whether the record's own fields are `names`, in that order. A batch's records nearly
+ *  always share one shape, so per-shape work is done once; this check allocates nothing
+ *  (no Object.keys), so it can run for every record. */
+export function hasFieldNames(record: object, names: string[]): boolean {
+  let i = 0;
+  for (const field in record) {
+    if (!Object.prototype.hasOwnProperty.call(record, field)) continue;
+    if (field !== names[i]) return false;
+    i += 1;
+  }
+  return i === names.length;
 }

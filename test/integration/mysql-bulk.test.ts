@@ -183,6 +183,30 @@ describe("MySQL bulk upsert (LOAD DATA through a staging table)", function () {
     assert.equal(Number(n), 599);
   });
 
+  it("records of other shapes in one batch keep the fields they do not carry", async () => {
+    // 700 complete records, then 300 without `name` and 100 with their fields in
+    // another order: the 300 must leave the stored name alone, not write NULL.
+    const before = (await admin("bulk_people").where({ id: 42 }).first()) as { name: string };
+    const complete = records(4001, 700, 4);
+    const partial = records(1, 300, 4).map(({ name: _name, ...rest }) => rest);
+    const reordered = records(4701, 100, 4).map((r) =>
+      Object.fromEntries(Object.entries(r).reverse()),
+    );
+    const result = await writer("bulk_people", ["id"]).write([
+      ...complete,
+      ...partial,
+      ...reordered,
+    ]);
+    assert.equal(result.failed.length, 0);
+    assert.equal(result.outcomes.length, 1100);
+    const row42 = await admin("bulk_people").where({ id: 42 }).first();
+    assert.equal(row42.name, before.name, "a record without name keeps the stored one");
+    assert.equal(String(row42.amount), "42.04");
+    const row4750 = await admin("bulk_people").where({ id: 4750 }).first();
+    assert.equal(row4750.name, records(4750, 1, 4)[0].name);
+    assert.equal(String(row4750.amount), "4750.04");
+  });
+
   it("writes binary values through statements, every row", async () => {
     await admin.raw("drop table if exists bulk_files");
     await admin.raw("create table bulk_files (id int primary key, body blob)");

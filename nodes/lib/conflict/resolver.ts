@@ -7,7 +7,7 @@
  * - changed on both sides: a conflict, settled by the strategy.
  */
 import type { SyncState } from "../state-store";
-import { sameFieldNames, type OutcomeAction, type SyncRecord } from "../types";
+import { hasFieldNames, type OutcomeAction, type SyncRecord } from "../types";
 import { keyString, recordHash } from "./record-hash";
 
 export const STRATEGIES = ["source-wins", "target-wins", "newest-wins", "skip", "manual"] as const;
@@ -58,10 +58,9 @@ export function decide(
   let fields: string[] = [];
   return records.map((record) => {
     const key = keyString(record, options.keyFields);
-    const names = Object.keys(record);
-    if (!sameFieldNames(names, shape)) {
-      shape = names;
-      fields = names.filter((f) => options.targetFields.has(f));
+    if (!hasFieldNames(record, shape)) {
+      shape = Object.keys(record);
+      fields = shape.filter((f) => options.targetFields.has(f));
     }
     const incomingHash = recordHash(record, fields);
     const target = targets.get(key);

@@ -5,7 +5,7 @@
 import type { Knex } from "knex";
 import {
   isDeleted,
-  sameFieldNames,
+  hasFieldNames,
   type Outcome,
   type OutcomeAction,
   type SyncRecord,
@@ -93,10 +93,9 @@ export class TableWriter {
         ? String(record[single])
         : JSON.stringify(keyColumns.map((k) => String(record[k])));
       latest.set(id, record);
-      const keys = Object.keys(record);
-      if (sameFieldNames(keys, lastKeys)) continue; // a shape already checked
-      lastKeys = keys;
-      for (const field of keys) if (!columns.has(field)) ignored.add(field);
+      if (hasFieldNames(record, lastKeys)) continue; // a shape already checked
+      lastKeys = Object.keys(record);
+      for (const field of lastKeys) if (!columns.has(field)) ignored.add(field);
     }
     let unique = [...latest.values()];
     if (deletedField && this.options.deletes === "delete") {
@@ -351,6 +350,11 @@ function keyOf(record: SyncRecord, keyColumns: string[]): Value[] {
   return keyColumns.map((k) => record[k] ?? null);
 }
 
+function allDefined(record: SyncRecord, fields: string[]): boolean {
+  for (let i = 0; i < fields.length; i += 1) if (record[fields[i]] === undefined) return false;
+  return true;
+}
+
 /** Records with the same fields share statements; a missing field is never written as NULL. */
 function groupByFields(
   records: SyncRecord[],
@@ -369,13 +373,12 @@ function groupByFields(
   let lastColumnKeys: string[] = [];
   let complete = groupOf([]);
   for (const record of records) {
-    const keys = Object.keys(record);
-    if (!sameFieldNames(keys, lastKeys)) {
-      lastKeys = keys;
-      lastColumnKeys = keys.filter((f) => columns.has(f));
+    if (!hasFieldNames(record, lastKeys)) {
+      lastKeys = Object.keys(record);
+      lastColumnKeys = lastKeys.filter((f) => columns.has(f));
       complete = groupOf(lastColumnKeys);
     }
-    if (lastColumnKeys.every((f) => record[f] !== undefined)) complete.records.push(record);
+    if (allDefined(record, lastColumnKeys)) complete.records.push(record);
     else groupOf(lastColumnKeys.filter((f) => record[f] !== undefined)).records.push(record);
   }
   return [...groups.values()].filter((g) => g.records.length > 0);
