@@ -31,6 +31,7 @@ export class SqliteWorker {
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
   private failure: Error | null = null;
+  private closed = false;
   private readonly pending = new Set<Promise<unknown>>();
 
   constructor(readonly file: string) {
@@ -56,9 +57,15 @@ export class SqliteWorker {
     await this.send("run", sql, params);
   }
 
+  /** The thread stopped on its own (not closed): the caller should do without it. */
+  get crashed(): boolean {
+    return this.failure !== null && !this.closed;
+  }
+
   /** Lets the statements already sent finish, then stops the worker. */
   async close(): Promise<void> {
     const pending = [...this.pending];
+    this.closed = true;
     this.failure ??= new Error("the state store is closed");
     await Promise.allSettled(pending);
     await this.worker.terminate();

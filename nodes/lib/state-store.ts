@@ -228,6 +228,12 @@ export class StateStore {
     await this.knex.raw("select 1");
   }
 
+  /** The worker, unless its thread died: then the main connection carries on (a
+   *  batch that was in it fails; the next ones are written, on the main thread). */
+  private bulk(): SqliteWorker | null {
+    return this.worker && !this.worker.crashed ? this.worker : null;
+  }
+
   async close(): Promise<void> {
     await this.worker?.close();
     await this.knex.destroy();
@@ -255,12 +261,13 @@ export class StateStore {
    * connection writing while the worker holds the lock would stall the event loop.
    */
   private async write(query: Knex.QueryBuilder): Promise<void> {
-    if (!this.worker) {
+    const worker = this.bulk();
+    if (!worker) {
       await query;
       return;
     }
     const { sql, bindings } = query.toSQL().toNative();
-    await this.worker.run(sql, bindings as SqliteParam[]);
+    await worker.run(sql, bindings as SqliteParam[]);
   }
 
   async getRun(runId: string): Promise<RunRow | undefined> {
@@ -368,10 +375,11 @@ export class StateStore {
         });
       }
     };
-    if (this.worker) {
+    const worker = this.bulk();
+    if (worker) {
       // The keys as one JSON parameter: one statement for the batch.
       found(
-        await this.worker.all(
+        await worker.all(
           "select record_key, source_hash, target_hash, synced_at from tributary_sync_state " +
             "where scope = ? and record_key in (select value from json_each(?))",
           [scope, JSON.stringify(keys)],
@@ -429,7 +437,8 @@ export class StateStore {
             .join(", ")}`
         : "");
     const json = JSON.stringify(rows.map((row) => columns.map((c) => row[c] ?? null)));
-    await (this.worker ? this.worker.run(sql, [json]) : this.knex.raw(sql, [json]));
+    const worker = this.bulk();
+    await (worker ? worker.run(sql, [json]) : this.knex.raw(sql, [json]));
   }
 
   async addReview(item: Omit<ReviewItem, "id" | "status" | "createdAt">): Promise<number> {

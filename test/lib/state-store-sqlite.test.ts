@@ -122,6 +122,23 @@ describe("SQLite state store: per-record writes on a worker thread", function ()
     }
   });
 
+  it("carries on without the worker when its thread dies", async () => {
+    const store = await StateStore.open({ file: path.join(tmp, "crash.sqlite") });
+    try {
+      await store.addAudit(entries(10));
+      // The thread stops as an out-of-memory kill or a native fault would stop it.
+      const thread = (store as unknown as { worker: { worker: { terminate(): Promise<number> } } })
+        .worker.worker;
+      await thread.terminate();
+      await store.addAudit(entries(10, 2));
+      await store.saveSyncStates("a <> b", [{ key: '["1"]', sourceHash: "s", targetHash: "t" }]);
+      assert.equal((await allAudit(store)).length, 20);
+      assert.equal((await store.getSyncStates("a <> b", ['["1"]'])).get('["1"]')?.sourceHash, "s");
+    } finally {
+      await store.close();
+    }
+  });
+
   it("rejects a statement SQLite refuses with SQLite's message", async () => {
     const worker = new SqliteWorker(path.join(tmp, "refused.sqlite"));
     try {
