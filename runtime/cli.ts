@@ -7,7 +7,6 @@ import { runRegistry } from "../nodes/lib/run-registry";
 import { closeStateStores } from "../nodes/lib/state-store";
 import { runFlowFile } from "./headless";
 import { rotateSecret } from "./rotate-secret";
-import { startServer } from "./server";
 import { StartupError } from "./user-dir";
 
 const HELP = `tributary — keeps data in sync between databases (Node-RED runtime)
@@ -33,6 +32,9 @@ async function start(env: NodeJS.ProcessEnv): Promise<void> {
   const port = Number(env.PORT || 1880);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new StartupError(`PORT "${env.PORT}" is not a port number`);
+  // Loaded here, not at the top: `tributary run` needs no HTTP server (fastify, the
+  // admin routes), and headless runs are measured by their memory too.
+  const { startServer } = await import("./server");
   const server = await startServer({
     userDir: userDir(env),
     port,
