@@ -103,16 +103,18 @@ export = function register(RED: NodeRedApi): void {
     async function transform(records: SyncRecord[], keyFields: string[]) {
       const valid: SyncRecord[] = [];
       const invalid: Array<{ key: Value[]; record: SyncRecord; errors: string[] }> = [];
+      // The key is built only for a record that is set aside.
+      const keyOf = (record: SyncRecord) => keyFields.map((k) => record[k] ?? null);
       for (const record of records) {
-        const key = keyFields.map((k) => record[k] ?? null);
         try {
-          const mapped = await mapper!.map(record);
+          const result = mapper!.mapRecord(record);
+          const mapped = result instanceof Promise ? await result : result;
           const errors = validator ? validator.check(mapped) : [];
-          if (errors.length) invalid.push({ key, record: mapped, errors });
+          if (errors.length) invalid.push({ key: keyOf(record), record: mapped, errors });
           else valid.push(mapped);
         } catch (err) {
           if (!(err instanceof RecordError)) throw err;
-          invalid.push({ key, record, errors: [err.message] });
+          invalid.push({ key: keyOf(record), record, errors: [err.message] });
         }
       }
       return { valid, invalid };

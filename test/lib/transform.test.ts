@@ -43,6 +43,37 @@ describe("transform mappings", () => {
     });
   });
 
+  it("maps without a promise when no mapping has an expression, to the same record", async () => {
+    const rows = [
+      { target: "id", type: "string" as const },
+      { target: "city", source: "address.city" },
+      { target: "balance", type: "number" as const },
+      { target: "tier", default: "basic" },
+    ];
+    const mapper = new RecordMapper(rows, { dropUnmapped: true }, compile);
+    const direct = mapper.mapRecord(record);
+    assert.ok(!(direct instanceof Promise));
+    assert.deepEqual(direct, await mapper.map(record));
+    assert.deepEqual(direct, {
+      id: "9007199254740993",
+      city: "London",
+      balance: 12.5,
+      tier: "basic",
+    });
+    assert.throws(
+      () => mapper.mapRecord({ ...record, balance: "twelve" }),
+      (err: Error) => err instanceof RecordError && /^balance/.test(err.message),
+    );
+    const evaluating = new RecordMapper(
+      [...rows, { target: "n", expression: "$length(first)" }],
+      { dropUnmapped: true },
+      compile,
+    );
+    const later = evaluating.mapRecord(record);
+    assert.ok(later instanceof Promise);
+    assert.equal((await later).n, 3);
+  });
+
   it("keeps unmapped fields unless asked to drop them, and applies defaults", async () => {
     const mapper = new RecordMapper(
       [

@@ -25,7 +25,8 @@ export type CompileExpression = (expression: string) => Evaluate;
 
 interface CompiledRow {
   target: string;
-  read: (record: SyncRecord) => Promise<unknown>;
+  /** A JSONata expression evaluates asynchronously; a field path does not. */
+  read: (record: SyncRecord) => unknown;
   type: Coercion | null;
   fallback: { value: Value } | null;
 }
@@ -113,6 +114,8 @@ export function coerce(value: unknown, type: Coercion, field: string): Value {
 
 export class RecordMapper {
   private readonly rows: CompiledRow[];
+  /** Some mapping has an expression: records are mapped asynchronously. */
+  private readonly evaluates: boolean;
 
   constructor(
     rows: MappingRow[],
@@ -141,7 +144,7 @@ export class RecordMapper {
         }
       } else {
         const source = (row.source || row.target).trim();
-        read = async (record) => getPath(record, source);
+        read = (record) => getPath(record, source);
       }
       return {
         target: row.target.trim(),
@@ -150,14 +153,24 @@ export class RecordMapper {
         fallback: parseDefault(row.default),
       };
     });
+    this.evaluates = rows.some((row) => Boolean(row.expression && row.expression.trim()));
+  }
+
+  /**
+   * The mapped record; a promise of it only when an expression must be evaluated, so
+   * a transform of renames and coercions costs no promise (and no await) per record.
+   * Throws RecordError naming the field when a value does not coerce.
+   */
+  mapRecord(record: SyncRecord): SyncRecord | Promise<SyncRecord> {
+    if (this.evaluates) return this.map(record);
+    const out = this.start(record);
+    for (const row of this.rows) this.put(out, row, row.read(record));
+    return out;
   }
 
   /** The mapped record; throws RecordError naming the field when a value does not coerce. */
   async map(record: SyncRecord): Promise<SyncRecord> {
-    const out: SyncRecord = {};
-    if (!this.options.dropUnmapped) Object.assign(out, record);
-    for (const field of this.options.keepFields ?? [])
-      if (field in record) out[field] = record[field];
+    const out = this.start(record);
     for (const row of this.rows) {
       let value: unknown;
       try {
@@ -165,10 +178,23 @@ export class RecordMapper {
       } catch (err) {
         throw new RecordError(`${row.target}: the expression failed: ${(err as Error).message}`);
       }
-      if ((value === undefined || value === null) && row.fallback) value = row.fallback.value;
-      if (value === undefined) continue;
-      out[row.target] = row.type ? coerce(value, row.type, row.target) : (value as Value);
+      this.put(out, row, value);
     }
     return out;
+  }
+
+  private start(record: SyncRecord): SyncRecord {
+    const out: SyncRecord = {};
+    if (!this.options.dropUnmapped) Object.assign(out, record);
+    for (const field of this.options.keepFields ?? [])
+      if (field in record) out[field] = record[field];
+    return out;
+  }
+
+  private put(out: SyncRecord, row: CompiledRow, read: unknown): void {
+    let value = read;
+    if ((value === undefined || value === null) && row.fallback) value = row.fallback.value;
+    if (value === undefined) return;
+    out[row.target] = row.type ? coerce(value, row.type, row.target) : (value as Value);
   }
 }
