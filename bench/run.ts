@@ -42,15 +42,24 @@ function runSeconds(out: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
+/** The CLI as a user's `npx tributary` runs it: with the Node.js flags of its shebang line
+ *  (run here by this Node.js, the one every contender uses). */
+function cli(...args: string[]): string[] {
+  const bin = path.join(root, "bin", "tributary.js");
+  const shebang = fs.readFileSync(bin, "utf8").split("\n", 1)[0];
+  const flags = shebang.split(/\s+/).filter((word) => word.startsWith("--"));
+  return [...flags, bin, ...args];
+}
+
 const ALL: Contender[] = [
   {
     name: "tributary",
-    command: (dir) => [path.join(root, "bin", "tributary.js"), "run", flowFile(dir, false)],
+    command: (dir) => cli("run", flowFile(dir, false)),
     wall: runSeconds,
   },
   {
     name: "tributary (pipeline)",
-    command: (dir) => [path.join(root, "bin", "tributary.js"), "run", flowFile(dir, true)],
+    command: (dir) => cli("run", flowFile(dir, true)),
     wall: runSeconds,
   },
   {
