@@ -16,6 +16,19 @@ import { stateStoreFor, type StateStore } from "../lib/state-store";
 import { errorStatus, formatCount, ThrottledStatus } from "../lib/status";
 import type { Outcome, SyncMeta, SyncRecord, Value } from "../lib/types";
 
+/** One batch on its way through resolve: what decideBatch needs. */
+interface BatchContext {
+  records: SyncRecord[];
+  sync: SyncMeta | undefined;
+  keyFields: string[];
+  /** keyString of each record, in order. */
+  keys: string[];
+  /** Review items resolved as "source", written with this batch. */
+  resolved: Array<{ id: number; record: SyncRecord }>;
+  scope: string;
+  incomingIsFirst: boolean;
+}
+
 interface Pending {
   scope: string;
   incomingIsFirst: boolean;
@@ -66,8 +79,30 @@ export = function register(RED: NodeRedApi): void {
     const sourceTimestamp = String(def.sourceTimestamp ?? "").trim();
     const targetTimestamp = String(def.targetTimestamp ?? "").trim() || sourceTimestamp;
     const pending = new Map<string, Pending>();
-    // Commits run one after another; a batch waits for them before reading states.
+    // Commits run one after another. A batch waits for them before reading states only
+    // when one of its keys is still being committed: a key's state depends on that key's
+    // earlier writes alone, so unrelated batches go on.
     let commits: Promise<void> = Promise.resolve();
+    const committing = new Map<string, number>();
+    // Review resolutions a batch took and has not applied yet: the next batch must not
+    // take (and write) them again. Released when applied, or when the batch failed.
+    const taken = new Set<number>();
+    const release = (ids: number[]) => ids.forEach((id) => taken.delete(id));
+    const queueCommit = (batch: Pending, failed: Set<string>) => {
+      for (const s of batch.states) committing.set(s.key, (committing.get(s.key) ?? 0) + 1);
+      commits = commits.then(async () => {
+        try {
+          await commit(batch, failed);
+        } finally {
+          for (const s of batch.states) {
+            const left = (committing.get(s.key) ?? 1) - 1;
+            if (left > 0) committing.set(s.key, left);
+            else committing.delete(s.key);
+          }
+          release(batch.reviewIds);
+        }
+      });
+    };
     const tally = { passed: 0, unchanged: 0, conflicts: 0 };
 
     // Sync state is saved only once the sink confirmed the write; a failed write
@@ -80,11 +115,20 @@ export = function register(RED: NodeRedApi): void {
       const failed = new Set(
         event.outcomes.filter((o) => o.action === "failed").map((o) => keyOfValues(o.key)),
       );
-      commits = commits.then(() => commit(batch, failed));
+      queueCommit(batch, failed);
     };
-    const onFailedBatch = (event: SettledEvent) => pending.delete(`${event.runId}#${event.batch}`);
+    const forget = (id: string) => {
+      release(pending.get(id)?.reviewIds ?? []);
+      pending.delete(id);
+    };
+    const onFailedBatch = (event: SettledEvent) => forget(`${event.runId}#${event.batch}`);
+    // A run that ended (a timeout, an abort) leaves no batch of its own waiting here.
+    const onFinished = (summary: { runId: string }) => {
+      for (const id of [...pending.keys()]) if (id.startsWith(`${summary.runId}#`)) forget(id);
+    };
     runRegistry.on("settled", onSettled);
     runRegistry.on("failed-batch", onFailedBatch);
+    runRegistry.on("finished", onFinished);
 
     async function commit(batch: Pending, failed: Set<string>): Promise<void> {
       try {
@@ -133,7 +177,7 @@ export = function register(RED: NodeRedApi): void {
           if (sync) sync.outcomes = [...(sync.outcomes ?? []), ...outcomes];
           if (state && sync?.runId && !sync.dryRun)
             pending.set(`${sync.runId}#${sync.batch}`, state);
-          else if (state && !sync?.dryRun) commits = commits.then(() => commit(state, new Set()));
+          else if (state && !sync?.dryRun) queueCommit(state, new Set());
           status.set({
             fill: tally.conflicts ? "yellow" : "green",
             shape: "dot",
@@ -157,14 +201,35 @@ export = function register(RED: NodeRedApi): void {
       const [first, second] = [origin, targetId].sort();
       const scope = `${first} <> ${second}`;
       const incomingIsFirst = origin === first;
-      await commits;
+      const keys = records.map((r) => keyString(r, keyFields));
+      if (keys.some((key) => committing.has(key))) await commits;
       const resolved = sync?.dryRun ? [] : await takeResolutions(store, scope);
+      try {
+        return await decideBatch({
+          records,
+          sync,
+          keyFields,
+          keys,
+          resolved,
+          scope,
+          incomingIsFirst,
+        });
+      } catch (err) {
+        release(resolved.map((r) => r.id));
+        throw err;
+      }
+    }
+
+    async function decideBatch(batch: BatchContext) {
+      const { records, sync, keyFields, keys, resolved, scope, incomingIsFirst } = batch;
+      const connection = connectionNode!.connection();
+      const store = await stateStoreFor(RED.settings.userDir);
       const all = [...records, ...resolved.map((r) => r.record)];
       const { rows: targets, fields } = await lookupByKeys(connection, table, keyFields, all);
-      const states = await store.getSyncStates(
-        scope,
-        all.map((r) => keyString(r, keyFields)),
-      );
+      const states = await store.getSyncStates(scope, [
+        ...keys,
+        ...resolved.map((r) => keyString(r.record, keyFields)),
+      ]);
       const decisions: Decision[] = decide(records, targets, states, {
         strategy,
         keyFields,
@@ -236,17 +301,20 @@ export = function register(RED: NodeRedApi): void {
       store: StateStore,
       scope: string,
     ): Promise<Array<{ id: number; record: SyncRecord }>> {
-      const items = await store.listReview({ status: "resolved", nodeId: node.id, scope });
+      const items = (await store.listReview({ status: "resolved", nodeId: node.id, scope })).filter(
+        (i) => !taken.has(i.id),
+      );
       const done = items.filter((i) => i.resolution !== "source").map((i) => i.id);
       await store.markReviewApplied(done);
-      return items
-        .filter((i) => i.resolution === "source")
-        .map((i) => ({ id: i.id, record: i.sourceRecord }));
+      const writes = items.filter((i) => i.resolution === "source");
+      for (const item of writes) taken.add(item.id);
+      return writes.map((i) => ({ id: i.id, record: i.sourceRecord }));
     }
 
     node.on("close", (_removed: boolean, done: () => void) => {
       runRegistry.off("settled", onSettled);
       runRegistry.off("failed-batch", onFailedBatch);
+      runRegistry.off("finished", onFinished);
       done();
     });
   }
