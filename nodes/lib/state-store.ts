@@ -205,6 +205,9 @@ export class StateStore {
   private sqlite = false;
   /** SQLite file: the per-record statements run on a worker thread (see sqlite-worker). */
   private worker: SqliteWorker | null = null;
+  /** A second worker for a batch's reads (sync states): WAL lets them go on while the
+   *  first writes, so a read never waits behind the writes queued before it. */
+  private reader: SqliteWorker | null = null;
 
   private constructor(
     readonly knex: Knex,
@@ -220,7 +223,10 @@ export class StateStore {
     await knex.migrate.latest({ migrationSource, tableName: "tributary_migrations" });
     const file = location.file ?? ":memory:";
     // A memory database is private to its connection: no worker can share it.
-    if (store.sqlite && file !== ":memory:") store.worker = new SqliteWorker(file);
+    if (store.sqlite && file !== ":memory:") {
+      store.worker = new SqliteWorker(file);
+      store.reader = new SqliteWorker(file);
+    }
     return store;
   }
 
@@ -235,7 +241,7 @@ export class StateStore {
   }
 
   async close(): Promise<void> {
-    await this.worker?.close();
+    await Promise.all([this.worker?.close(), this.reader?.close()]);
     await this.knex.destroy();
   }
 
@@ -375,7 +381,7 @@ export class StateStore {
         });
       }
     };
-    const worker = this.bulk();
+    const worker = this.reader && !this.reader.crashed ? this.reader : this.bulk();
     if (worker) {
       // The keys as one JSON parameter: one statement for the batch.
       found(
