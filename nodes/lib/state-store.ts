@@ -322,18 +322,24 @@ export class StateStore {
   }
 
   async addAudit(entries: AuditEntry[]): Promise<void> {
-    if (entries.length === 0) return;
     const createdAt = new Date().toISOString();
-    const rows = entries.map((e) => ({
-      run_id: e.runId,
-      batch: e.batch,
-      node_id: e.nodeId,
-      record_key: JSON.stringify(e.key),
-      action: e.action,
-      error: e.error ?? null,
-      created_at: e.createdAt ?? createdAt,
-    }));
-    await this.insertMany("tributary_audit", rows);
+    // Entries of one batch share run, batch, node and time: those travel once per group.
+    const groups = new Map<
+      string,
+      { shared: Record<string, SqliteParam>; rows: SqliteParam[][] }
+    >();
+    for (const e of entries) {
+      const at = e.createdAt ?? createdAt;
+      const id = `${e.runId}\u0001${e.batch}\u0001${e.nodeId}\u0001${at}`;
+      let group = groups.get(id);
+      if (!group) {
+        const shared = { run_id: e.runId, batch: e.batch, node_id: e.nodeId, created_at: at };
+        groups.set(id, (group = { shared, rows: [] }));
+      }
+      group.rows.push([JSON.stringify(e.key), e.action, e.error ?? null]);
+    }
+    for (const { shared, rows } of groups.values())
+      await this.insertMany("tributary_audit", shared, ["record_key", "action", "error"], rows);
   }
 
   async listAudit(
@@ -401,50 +407,57 @@ export class StateStore {
   }
 
   async saveSyncStates(scope: string, states: Array<Omit<SyncState, "syncedAt">>): Promise<void> {
-    const syncedAt = new Date().toISOString();
-    const rows = states.map((s) => ({
-      scope,
-      record_key: s.key,
-      source_hash: s.sourceHash,
-      target_hash: s.targetHash,
-      synced_at: syncedAt,
-    }));
-    await this.insertMany("tributary_sync_state", rows, ["scope", "record_key"]);
+    await this.insertMany(
+      "tributary_sync_state",
+      { scope, synced_at: new Date().toISOString() },
+      ["record_key", "source_hash", "target_hash"],
+      states.map((s) => [s.key, s.sourceHash, s.targetHash]),
+      ["scope", "record_key"],
+    );
   }
 
   /**
-   * Inserts rows (all with the same fields), merging on `conflict` columns when given.
-   * On PostgreSQL, multi-row statements in chunks.
+   * Inserts rows: the `shared` values, the same for every row, and per row the values
+   * of `columns`; merging on `conflict` columns when given. On PostgreSQL, multi-row
+   * statements in chunks.
    */
   private async insertMany(
     table: string,
-    rows: Array<Record<string, unknown>>,
+    shared: Record<string, SqliteParam>,
+    columns: string[],
+    rows: SqliteParam[][],
     conflict?: string[],
   ): Promise<void> {
     if (rows.length === 0) return;
+    const sharedColumns = Object.keys(shared);
     if (!this.sqlite) {
       for (let i = 0; i < rows.length; i += 500) {
-        const insert = this.knex(table).insert(rows.slice(i, i + 500));
+        const objects = rows
+          .slice(i, i + 500)
+          .map((row) => ({ ...shared, ...Object.fromEntries(columns.map((c, j) => [c, row[j]])) }));
+        const insert = this.knex(table).insert(objects);
         await (conflict ? insert.onConflict(conflict).merge() : insert);
       }
       return;
     }
     // One statement per call: the rows travel as one JSON array that SQLite unpacks
-    // itself (json_each), far cheaper than a statement per row or per chunk.
-    const columns = Object.keys(rows[0]);
+    // itself (json_each), far cheaper than a statement per row or per chunk; the shared
+    // values are bound once rather than repeated in every row.
+    const all = [...sharedColumns, ...columns];
     const quoted = (c: string) => `"${c.replace(/"/g, '""')}"`;
     const sql =
-      `insert into ${quoted(table)} (${columns.map(quoted).join(", ")}) ` +
-      `select ${columns.map((_c, i) => `value ->> ${i}`).join(", ")} from json_each(?) where true` +
+      `insert into ${quoted(table)} (${all.map(quoted).join(", ")}) ` +
+      `select ${[...sharedColumns.map(() => "?"), ...columns.map((_c, i) => `value ->> ${i}`)].join(", ")} ` +
+      `from json_each(?) where true` +
       (conflict
-        ? ` on conflict (${conflict.map(quoted).join(", ")}) do update set ${columns
+        ? ` on conflict (${conflict.map(quoted).join(", ")}) do update set ${all
             .filter((c) => !conflict.includes(c))
             .map((c) => `${quoted(c)} = excluded.${quoted(c)}`)
             .join(", ")}`
         : "");
-    const json = JSON.stringify(rows.map((row) => columns.map((c) => row[c] ?? null)));
+    const params = [...sharedColumns.map((c) => shared[c]), JSON.stringify(rows)];
     const worker = this.bulk();
-    await (worker ? worker.run(sql, [json]) : this.knex.raw(sql, [json]));
+    await (worker ? worker.run(sql, params) : this.knex.raw(sql, params));
   }
 
   async addReview(item: Omit<ReviewItem, "id" | "status" | "createdAt">): Promise<number> {
