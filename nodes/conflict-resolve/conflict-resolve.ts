@@ -231,6 +231,7 @@ export = function register(RED: NodeRedApi): void {
         ...resolved.map((r) => keyString(r.record, keyFields)),
       ]);
       const decisions: Decision[] = decide(records, targets, states, {
+        keys,
         strategy,
         keyFields,
         targetFields: fields,
@@ -249,12 +250,14 @@ export = function register(RED: NodeRedApi): void {
       }> = [];
       const states2: PendingState[] = [];
       for (const d of decisions) {
-        const key = keyFields.map((k) => d.record[k] ?? null);
         if (d.kind === "write") {
           writes.push(d.record);
           states2.push(d.state);
           tally.passed += 1;
-        } else if (d.kind === "drop") {
+          continue;
+        }
+        const key = keyFields.map((k) => d.record[k] ?? null); // for outcomes only
+        if (d.kind === "drop") {
           outcomes.push({ key, action: d.action, error: d.reason });
           if (d.state) states2.push(d.state);
           tally.unchanged += 1;

@@ -23,6 +23,8 @@ export interface ResolverOptions {
   targetTimestamp?: string;
   /** Which stored hash belongs to the incoming side (scopes are shared by both directions). */
   incomingIsFirst: boolean;
+  /** keyString of each record, in order, when the caller has them already. */
+  keys?: string[];
 }
 
 export type Decision =
@@ -56,8 +58,8 @@ export function decide(
 ): Decision[] {
   let shape: string[] = [];
   let fields: string[] = [];
-  return records.map((record) => {
-    const key = keyString(record, options.keyFields);
+  return records.map((record, i) => {
+    const key = options.keys?.[i] ?? keyString(record, options.keyFields);
     if (!hasFieldNames(record, shape)) {
       shape = Object.keys(record);
       fields = shape.filter((f) => options.targetFields.has(f));
