@@ -51,10 +51,12 @@ const servers: Server[] = [
     name: "MariaDB",
     url: MYSQL_URL,
     admin: mysqlKnex,
+    // The writer's INSERT, not its lookup of existing keys: only the INSERT waits for
+    // the row lock (matching any statement made the test race the writer).
     async sessionOf(admin, table) {
       const [rows] = await admin.raw(
         "select id from information_schema.processlist where info like ? and id <> connection_id()",
-        [`%${table}%`],
+        [`%insert into \`${table}\`%`],
       );
       return (rows as Array<{ id: number }>)[0]?.id ?? null;
     },
