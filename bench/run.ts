@@ -16,6 +16,7 @@ import {
   touchPgCustomers,
 } from "../test/support/customers";
 import { SOURCE_TABLE, type ChildReport } from "./common";
+import { NODE_FLAGS } from "../runtime/node-flags";
 
 const root = path.resolve(__dirname, "..", "..");
 const args = process.argv.slice(2);
@@ -42,13 +43,10 @@ function runSeconds(out: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** The CLI as a user's `npx tributary` runs it: with the Node.js flags of its shebang line
- *  (run here by this Node.js, the one every contender uses). */
+/** The CLI as `tributary run` runs itself: with its Node.js flags (runtime/node-flags.ts),
+ *  given here so that the process measured is the one that syncs. */
 function cli(...args: string[]): string[] {
-  const bin = path.join(root, "bin", "tributary.js");
-  const shebang = fs.readFileSync(bin, "utf8").split("\n", 1)[0];
-  const flags = shebang.split(/\s+/).filter((word) => word.startsWith("--"));
-  return [...flags, bin, ...args];
+  return [...NODE_FLAGS, path.join(root, "bin", "tributary.js"), ...args];
 }
 
 const ALL: Contender[] = [

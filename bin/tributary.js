@@ -1,13 +1,17 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 "use strict";
-// The flag gives V8's young generation room for the batches in flight: they then die
-// young instead of being promoted, and large syncs spend about 10% less time in the
-// garbage collector (bench/RESULTS.md). `env -S` passes it on (coreutils 8.30+, macOS).
 // The compiled CLI; `npm start` and `npm test` build it first.
 const { main } = require("../dist/runtime/cli.js");
 const { StartupError } = require("../dist/runtime/user-dir.js");
+const { missingNodeFlags, runWithFlags } = require("../dist/runtime/node-flags.js");
 
-main(process.argv.slice(2)).then(
+const args = process.argv.slice(2);
+// `tributary run` is the batch path: it runs with the CLI's Node.js flags (node-flags.ts).
+const missing =
+  args[0] === "run" ? missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS) : [];
+const running = missing.length ? runWithFlags(missing, process.argv[1], args) : main(args);
+
+running.then(
   (code) => {
     if (code !== null) process.exit(code);
   },

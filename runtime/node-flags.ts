@@ -1,0 +1,44 @@
+/**
+ * Node.js flags the CLI runs with. `--max-semi-space-size=64` gives V8's young
+ * generation room for the batches in flight, so they die young instead of being
+ * promoted: large syncs spend about 10% less time in the garbage collector
+ * (bench/RESULTS.md). Flags cannot be set once Node.js runs, so `tributary run`
+ * started without them runs itself again with them (a shebang with `env -S` would
+ * not work on BusyBox, e.g. Alpine images).
+ */
+import { spawn } from "node:child_process";
+
+/** package.json's `start` script passes the same flags to the hosted runtime. */
+export const NODE_FLAGS = ["--max-semi-space-size=64"];
+
+/** The flags neither the command line nor NODE_OPTIONS sets. */
+export function missingNodeFlags(execArgv: string[], nodeOptions = ""): string[] {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((arg) => arg.split("=")[0]);
+  return NODE_FLAGS.filter((flag) => !given.includes(flag.split("=")[0]));
+}
+
+const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** Runs `script args` in a new Node.js with `flags` added; resolves with its exit code.
+ *  Output is shared; signals reach the child, which shuts down as it would alone. */
+export function runWithFlags(flags: string[], script: string, args: string[]): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, ...flags, script, ...args], {
+    stdio: "inherit",
+  });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  for (const signal of FORWARDED) process.on(signal, forward);
+  return new Promise((resolve) => {
+    child.on("exit", (code, signal) => {
+      for (const s of FORWARDED) process.off(s, forward);
+      resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : 1));
+    });
+    child.on("error", (err) => {
+      console.error(`tributary: could not start Node.js with ${flags.join(" ")}: ${err.message}`);
+      resolve(1);
+    });
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number | undefined {
+  return { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }[signal as string];
+}
