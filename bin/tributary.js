@@ -3,9 +3,10 @@
 // The compiled CLI; `npm start` and `npm test` build it first.
 const { main } = require("../dist/runtime/cli.js");
 const { StartupError } = require("../dist/runtime/user-dir.js");
-const { missingNodeFlags, runWithFlags } = require("../dist/runtime/node-flags.js");
+const { dieWithParent, missingNodeFlags, runWithFlags } = require("../dist/runtime/node-flags.js");
 
 const args = process.argv.slice(2);
+dieWithParent();
 // `tributary run` is the batch path: it runs with the CLI's Node.js flags (node-flags.ts).
 const missing =
   args[0] === "run" ? missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS) : [];

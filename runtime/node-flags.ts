@@ -17,13 +17,27 @@ export function missingNodeFlags(execArgv: string[], nodeOptions = ""): string[]
   return NODE_FLAGS.filter((flag) => !given.includes(flag.split("=")[0]));
 }
 
+const RESPAWNED = "TRIBUTARY_RESPAWNED";
+
+/**
+ * In the second process: stop at once when the first one is gone. A first process
+ * killed outright (SIGKILL) cannot pass the signal on; its IPC channel closing is the
+ * sign, and the sync must stop as abruptly as the killed process did.
+ */
+export function dieWithParent(): void {
+  if (process.env[RESPAWNED] !== "1" || !process.channel) return;
+  process.channel.unref(); // the channel alone does not keep this process running
+  process.on("disconnect", () => process.kill(process.pid, "SIGKILL"));
+}
+
 const FORWARDED: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 
 /** Runs `script args` in a new Node.js with `flags` added; resolves with its exit code.
  *  Output is shared; signals reach the child, which shuts down as it would alone. */
 export function runWithFlags(flags: string[], script: string, args: string[]): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, ...flags, script, ...args], {
-    stdio: "inherit",
+    stdio: ["inherit", "inherit", "inherit", "ipc"],
+    env: { ...process.env, [RESPAWNED]: "1" },
   });
   const forward = (signal: NodeJS.Signals) => child.kill(signal);
   for (const signal of FORWARDED) process.on(signal, forward);
