@@ -1,28 +1,11 @@
 /** `tributary run <flows.json>` as a user runs it: summary lines and exit codes. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { headlessSecret } from "../../runtime/headless";
-import { cli, tempDir } from "./support";
-
-function run(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("exit", (code) => resolve({ code, out }));
-  });
-}
+import { runCli, tempDir } from "./support";
 
 function sqliteFlow(dir: string, extra: object[] = []): string {
   const flow = [
@@ -90,7 +73,7 @@ describe("tributary run <flows.json>", function () {
   });
 
   it("runs every source once, prints one line per run and exits 0", async () => {
-    const result = await run(["run", sqliteFlow(dir)], env);
+    const result = await runCli(["run", sqliteFlow(dir)], env);
     assert.equal(result.code, 0, result.out);
     assert.match(result.out, /^orders orders succeeded read=200 written=200 failed=0 \d+\.\d+s$/m);
   });
@@ -101,13 +84,13 @@ describe("tributary run <flows.json>", function () {
       "update orders set total = '0.00', updated_at = '2026-03-01T00:00:00Z' where id in (7, 8, 9)",
     ).run();
     db.close();
-    const result = await run(["run", sqliteFlow(dir)], env);
+    const result = await runCli(["run", sqliteFlow(dir)], env);
     assert.equal(result.code, 0, result.out);
     assert.match(result.out, /orders orders succeeded read=3 written=3 failed=0/);
   });
 
   it("--mode full reads everything", async () => {
-    const result = await run(["run", sqliteFlow(dir), "--mode", "full"], env);
+    const result = await runCli(["run", sqliteFlow(dir), "--mode", "full"], env);
     assert.match(result.out, /orders orders succeeded read=200 /);
   });
 
@@ -159,7 +142,7 @@ describe("tributary run <flows.json>", function () {
         },
       ]),
     );
-    const result = await run(["run", file], env);
+    const result = await runCli(["run", file], env);
     assert.equal(result.code, 1, result.out);
     assert.match(
       result.out,
@@ -170,12 +153,12 @@ describe("tributary run <flows.json>", function () {
   it("exits non-zero when the file has no source, or is not a flow", async () => {
     const empty = path.join(dir, "empty.json");
     fs.writeFileSync(empty, JSON.stringify([{ id: "x", type: "tab" }]));
-    const none = await run(["run", empty], env);
+    const none = await runCli(["run", empty], env);
     assert.equal(none.code, 1);
     assert.match(none.out, /no tributary source/);
     const junk = path.join(dir, "junk.json");
     fs.writeFileSync(junk, "{ not json");
-    const bad = await run(["run", junk], env);
+    const bad = await runCli(["run", junk], env);
     assert.equal(bad.code, 1);
     assert.match(bad.out, /cannot read the flow file/);
   });

@@ -4,7 +4,6 @@
  * HubSpot fakes and a real PostgreSQL.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Knex } from "knex";
@@ -12,7 +11,7 @@ import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databas
 import { createPgCustomers } from "../support/customers";
 import { FakeSalesforce, sfNow } from "../fakes/salesforce";
 import { HubSpotFake } from "../fakes/hubspot";
-import { cli, root, tempDir } from "./support";
+import { root, runCli, tempDir } from "./support";
 
 const flows = path.join(root, "flows");
 const HUBSPOT_TOKEN = "pat-eu1-examples-token";
@@ -23,19 +22,6 @@ function example(prefix: string): string {
   const file = fs.readdirSync(flows).find((f) => f.startsWith(prefix));
   assert.ok(file, `no example ${prefix}`);
   return path.join(flows, file);
-}
-
-function run(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, "run", file], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("exit", (code) => resolve({ code, out }));
-  });
 }
 
 describe("CRM example flows", function () {
@@ -112,7 +98,7 @@ describe("CRM example flows", function () {
     });
 
     it("copies every contact, reshaped, on the first run", async () => {
-      const result = await run(example("03"), env);
+      const result = await runCli(["run", example("03")], env);
       assert.equal(result.code, 0, result.out);
       assert.match(
         result.out,
@@ -146,7 +132,7 @@ describe("CRM example flows", function () {
         r.Email = `Renamed${i}@Example.ORG`;
         r.SystemModstamp = sfNow(later + i);
       });
-      const result = await run(example("03"), env);
+      const result = await runCli(["run", example("03")], env);
       assert.equal(result.code, 0, result.out);
       assert.match(result.out, /Salesforce Contacts Contact succeeded read=5 written=5 /);
       for (const [i, r] of changed.entries()) {
@@ -166,7 +152,7 @@ describe("CRM example flows", function () {
     });
 
     it("creates a HubSpot contact for every customer, matched by email", async () => {
-      const result = await run(example("04"), env);
+      const result = await runCli(["run", example("04")], env);
       assert.equal(result.code, 0, result.out);
       assert.match(
         result.out,
@@ -194,7 +180,7 @@ describe("CRM example flows", function () {
 
     it("writes nothing on the next run when no customer changed", async () => {
       const calls = hs.requests("POST", "/crm/v3/objects/contacts/batch/upsert").length;
-      const result = await run(example("04"), env);
+      const result = await runCli(["run", example("04")], env);
       assert.equal(result.code, 0, result.out);
       assert.match(result.out, /customers customers succeeded read=0 written=0 /);
       assert.equal(hs.requests("POST", "/crm/v3/objects/contacts/batch/upsert").length, calls);

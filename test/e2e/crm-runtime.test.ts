@@ -11,16 +11,16 @@
  * and no token or password ever reaches the runtime's output.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Knex } from "knex";
 import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databases";
+import { md5 } from "../support/customers";
 import { StateStore } from "../../nodes/lib/state-store";
 import { vaultFor } from "../../nodes/lib/crm/token-vault";
 import { FakeSalesforce, sfNow } from "../fakes/salesforce";
 import { HubSpotFake } from "../fakes/hubspot";
-import { cli, kill, spawnUntil, tempDir, waitFor, type Started } from "./support";
+import { cli, json, kill, spawnUntil, tempDir, waitFor, type Started } from "./support";
 
 const ADMIN_PASSWORD = "e2e-crm-admin-pass";
 const CREDENTIAL_SECRET = "e2e-crm-credential-secret-7f3a";
@@ -39,25 +39,6 @@ interface Run {
   status: string;
   error?: string;
   counts: { read: number; insert: number; update: number; failed: number; batches: number };
-}
-
-async function json(
-  url: string,
-  init: RequestInit = {},
-): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, body };
-}
-
-function md5(text: string): string {
-  return createHash("md5").update(text).digest("hex");
 }
 
 function count(rows: Array<Record<string, unknown>>): number {

@@ -3,7 +3,6 @@
  * databases as shipped, configured only through environment variables.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Knex } from "knex";
@@ -21,7 +20,7 @@ import {
   mysqlChecksum,
   pgChecksum,
 } from "../support/customers";
-import { cli, root, tempDir } from "./support";
+import { root, runCli, tempDir } from "./support";
 
 const flows = path.join(root, "flows");
 
@@ -29,19 +28,6 @@ function example(prefix: string): string {
   const file = fs.readdirSync(flows).find((f) => f.startsWith(prefix));
   assert.ok(file, `no example ${prefix}`);
   return path.join(flows, file);
-}
-
-function run(file: string, env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, "run", file], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("exit", (code) => resolve({ code, out }));
-  });
 }
 
 describe("example flows", function () {
@@ -94,14 +80,14 @@ describe("example flows", function () {
   });
 
   it("01 PostgreSQL → MySQL incremental copies every customer, then only changes", async () => {
-    const first = await run(example("01"), env);
+    const first = await runCli(["run", example("01")], env);
     assert.equal(first.code, 0, first.out);
     assert.match(first.out, /customers customers succeeded read=3000 written=3000/);
     assert.deepEqual(await mysqlChecksum("customers"), await pgChecksum(pg, "customers"));
     await pg.raw(
       "update customers set city = 'Porto', updated_at = clock_timestamp() where id <= 30",
     );
-    const second = await run(example("01"), env);
+    const second = await runCli(["run", example("01")], env);
     assert.match(second.out, /customers customers succeeded read=30 written=30/);
     assert.deepEqual(await mysqlChecksum("customers"), await pgChecksum(pg, "customers"));
   });
@@ -120,7 +106,7 @@ describe("example flows", function () {
     await pg.raw(
       "create table contacts (id bigint primary key, email text not null, full_name text, country char(2), balance numeric(12,2), updated_at timestamptz)",
     );
-    const result = await run(example("02"), env);
+    const result = await runCli(["run", example("02")], env);
     assert.notEqual(result.code, 0, "a run with invalid records is reported as failed");
     assert.match(result.out, /MySQL customers customers failed read=3000 written=2998 failed=2 /);
     assert.match(result.out, /2 record\(s\) failed/);
@@ -136,7 +122,7 @@ describe("example flows", function () {
   });
 
   it("05 bidirectional with review writes nothing when both sides agree", async () => {
-    const result = await run(example("05"), env);
+    const result = await runCli(["run", example("05")], env);
     assert.equal(result.code, 0, result.out);
     for (const line of result.out
       .trim()
@@ -144,7 +130,7 @@ describe("example flows", function () {
       .filter((l) => / read=/.test(l)))
       assert.match(line, / written=0 /);
     await my.raw("update customers set status = 'vip', updated_at = now(6) where id = 5");
-    const again = await run(example("05"), env);
+    const again = await runCli(["run", example("05")], env);
     assert.match(again.out, /MySQL customers customers succeeded read=1 written=1/);
     const row = await pg("customers").where({ id: 5 }).first();
     assert.equal(row.status, "vip");
@@ -152,7 +138,7 @@ describe("example flows", function () {
 
   it("06 nightly full reconciliation repairs a row changed behind the cursor's back", async () => {
     await my.raw("update customers set email = 'tampered@example.com' where id = 42");
-    const result = await run(example("06"), env);
+    const result = await runCli(["run", example("06")], env);
     assert.equal(result.code, 0, result.out);
     assert.match(result.out, /all customers customers succeeded read=3000 /);
     const row = await my("customers").where({ id: 42 }).first();

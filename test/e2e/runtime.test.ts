@@ -22,25 +22,10 @@ import {
   mysqlChecksum,
   pgChecksum,
 } from "../support/customers";
-import { cli, kill, spawnUntil, tempDir, waitFor, type Started } from "./support";
+import { cli, json, kill, spawnUntil, tempDir, waitFor, type Started } from "./support";
 
 const PASSWORD = "e2e-admin-pass";
 const PG_SECRET = "s3cret-e2e";
-
-async function json(
-  url: string,
-  init: RequestInit = {},
-): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, body };
-}
 
 describe("hosted runtime (tributary start)", function () {
   this.timeout(180_000);

@@ -72,3 +72,36 @@ export async function waitFor<T>(
 export function kill(child: ChildProcess | undefined): void {
   if (child && child.exitCode === null && !child.killed) child.kill("SIGKILL");
 }
+
+/** Runs the CLI (`tributary <args>`) to its end: exit code and all output. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("exit", (code) => resolve({ code, out }));
+  });
+}
+
+/** An HTTP call's status and body (parsed when it is JSON). */
+export async function json(
+  url: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: res.status, body };
+}

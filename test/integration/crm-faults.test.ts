@@ -12,13 +12,13 @@
  *    login and the run completes with every contact once (count + checksum).
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Knex } from "knex";
 import { allNodes, helper, useTempUserDir, waitForStatus, type HelperNode } from "../support/red";
 import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databases";
+import { md5 } from "../support/customers";
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
 import { vaultFor } from "../../nodes/lib/crm/token-vault";
@@ -36,10 +36,6 @@ interface Agent {
   send(body: unknown): Promise<{ status: number; body: Record<string, unknown> }>;
 }
 const request = () => (helper as unknown as { request(): Agent }).request();
-
-function md5(text: string): string {
-  return createHash("md5").update(text).digest("hex");
-}
 
 function pgDb() {
   const pg = configFromUrl(PG_URL);

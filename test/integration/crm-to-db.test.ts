@@ -7,13 +7,13 @@
  *  - PostgreSQL → HubSpot contacts through the upsert node, keyed by email.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Knex } from "knex";
 import { allNodes, helper, useTempUserDir, type HelperNode } from "../support/red";
 import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databases";
+import { md5 } from "../support/customers";
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
 import { vaultFor } from "../../nodes/lib/crm/token-vault";
@@ -429,7 +429,3 @@ describe("HubSpot (OAuth2) → PostgreSQL: a token expiring mid-run and a 429 st
     assert.equal(opened?.refreshToken, "hs-refresh-1");
   });
 });
-
-function md5(text: string): string {
-  return createHash("md5").update(text).digest("hex");
-}

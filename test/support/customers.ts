@@ -4,8 +4,15 @@
  * column computed by each database itself, so verification does not go through the
  * code under test.
  */
+import { createHash } from "node:crypto";
 import type { Knex } from "knex";
 import { mysqlConnection } from "./databases";
+
+/** The md5 of a text in hex, as PostgreSQL's md5() gives it: to compare an expected
+ *  listing of records with one a database computed. */
+export function md5(text: string): string {
+  return createHash("md5").update(text).digest("hex");
+}
 
 export async function createPgCustomers(pg: Knex, table: string, rows: number): Promise<void> {
   await pg.raw(`drop table if exists ?? cascade`, [table]);

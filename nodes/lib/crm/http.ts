@@ -8,7 +8,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from "axios";
 import { scrub, TributaryError } from "../db/errors";
-import type { CrmTokens } from "./provider";
+import type { CrmSettings, CrmTokens } from "./provider";
 
 export interface CrmHttpOptions {
   /** "HubSpot", "Pipedrive": names the provider in errors. */
@@ -381,6 +381,32 @@ export class OAuthSession {
   secrets(): string[] {
     return [this.tokens?.accessToken ?? "", this.tokens?.refreshToken ?? ""];
   }
+}
+
+/**
+ * The session of a provider that takes a fixed token or OAuth2 (HubSpot, Pipedrive):
+ * an OAuthSession for oauth2, null for a token (which must be set); any other auth
+ * type is a config error naming the choices.
+ */
+export function tokenOrOAuth(
+  provider: string,
+  settings: CrmSettings,
+  store: TokenStore | undefined,
+  exchange: (refreshToken: string) => Promise<CrmTokens>,
+  token: { label: string; help: string },
+): OAuthSession | null {
+  if (settings.authType === "oauth2") {
+    if (!store) throw new TributaryError("config", `${provider} OAuth2 needs a token store`);
+    return new OAuthSession(provider, store, exchange);
+  }
+  if (settings.authType !== "token") {
+    throw new TributaryError(
+      "config",
+      `auth type "${settings.authType}" is not available for ${provider}: choose ${token.label} or oauth2`,
+    );
+  }
+  if (!settings.token) throw new TributaryError("config", `token is empty: ${token.help}`);
+  return null;
 }
 
 function header(response: AxiosResponse, name: string): string | undefined {

@@ -15,7 +15,7 @@
  */
 import { TributaryError } from "../db/errors";
 import type { SyncRecord, Value } from "../types";
-import { CrmHttp, OAuthSession, type TokenStore } from "./http";
+import { CrmHttp, OAuthSession, tokenOrOAuth, type TokenStore } from "./http";
 import { compareIds, comparePositions, isAfter, positionOf } from "./keyset";
 import type {
   ConnectionCheck,
@@ -105,25 +105,16 @@ export class HubSpotProvider implements CrmProvider {
     store?: TokenStore,
   ) {
     const baseUrl = (settings.baseUrl || HUBSPOT_BASE_URL).replace(/\/+$/, "");
-    if (settings.authType === "oauth2") {
-      if (!store) throw new TributaryError("config", "HubSpot OAuth2 needs a token store");
-      this.oauth = new OAuthSession("HubSpot", store, (refreshToken) =>
-        this.exchange(refreshToken),
-      );
-    } else if (settings.authType === "token") {
-      if (!settings.token) {
-        throw new TributaryError(
-          "config",
-          "token is empty: paste the HubSpot private app's access token (Settings > Integrations > Private apps)",
-        );
-      }
-      this.oauth = null;
-    } else {
-      throw new TributaryError(
-        "config",
-        `auth type "${settings.authType}" is not available for HubSpot: choose token (private app) or oauth2`,
-      );
-    }
+    this.oauth = tokenOrOAuth(
+      "HubSpot",
+      settings,
+      store,
+      (refreshToken) => this.exchange(refreshToken),
+      {
+        label: "token (private app)",
+        help: "paste the HubSpot private app's access token (Settings > Integrations > Private apps)",
+      },
+    );
     this.http = new CrmHttp({
       provider: "HubSpot",
       baseUrl,

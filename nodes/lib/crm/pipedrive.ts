@@ -16,7 +16,7 @@
  */
 import { TributaryError } from "../db/errors";
 import type { SyncRecord, Value } from "../types";
-import { CrmHttp, OAuthSession, type TokenStore } from "./http";
+import { CrmHttp, OAuthSession, tokenOrOAuth, type TokenStore } from "./http";
 import { compareIds, compareModified, comparePositions, isAfter, positionOf } from "./keyset";
 import type {
   ConnectionCheck,
@@ -100,25 +100,16 @@ export class PipedriveProvider implements CrmProvider {
     store?: TokenStore,
   ) {
     this.baseUrl = (settings.baseUrl || PIPEDRIVE_BASE_URL).replace(/\/+$/, "");
-    if (settings.authType === "oauth2") {
-      if (!store) throw new TributaryError("config", "Pipedrive OAuth2 needs a token store");
-      this.oauth = new OAuthSession("Pipedrive", store, (refreshToken) =>
-        this.exchange(refreshToken),
-      );
-    } else if (settings.authType === "token") {
-      if (!settings.token) {
-        throw new TributaryError(
-          "config",
-          "token is empty: paste your Pipedrive API token (Personal preferences > API)",
-        );
-      }
-      this.oauth = null;
-    } else {
-      throw new TributaryError(
-        "config",
-        `auth type "${settings.authType}" is not available for Pipedrive: choose token or oauth2`,
-      );
-    }
+    this.oauth = tokenOrOAuth(
+      "Pipedrive",
+      settings,
+      store,
+      (refreshToken) => this.exchange(refreshToken),
+      {
+        label: "token",
+        help: "paste your Pipedrive API token (Personal preferences > API)",
+      },
+    );
     this.http = new CrmHttp({
       provider: "Pipedrive",
       baseUrl: this.baseUrl,
