@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { nodeRedSettings } from "../settings";
 import { sources } from "../nodes/lib/sources";
-import { closeStateStores } from "../nodes/lib/state-store";
+import { closeStateStores, stateStoreFor } from "../nodes/lib/state-store";
 import type { RunSummary, SyncMode } from "../nodes/lib/types";
 import { loadNodeRed } from "./node-red";
 import { memoryStorage } from "./memory-storage";
@@ -97,6 +97,9 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
       wanted.map((n) => n.id),
       10_000,
     );
+    // The state store is part of start-up, as in the hosted runtime; a store that
+    // cannot open fails each run with its reason, below.
+    await stateStoreFor(userDir).catch(() => undefined);
     for (const node of wanted) {
       const handle = sources.get(node.id);
       const name = node.name || node.id;

@@ -102,6 +102,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   nodeRedApp.use("/", red.httpAdmin);
   await fastify.listen({ port: options.port, host: options.host });
   await red.start();
+  // Open the state store now, so the first scheduled run does not pay for it; a store
+  // that cannot open shows on /health and fails each run with its reason.
+  await stateStoreFor(userDir).catch(() => undefined);
   started = true;
   const address = fastify.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;

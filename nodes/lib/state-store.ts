@@ -226,6 +226,13 @@ export class StateStore {
     if (store.sqlite && file !== ":memory:") {
       store.worker = new SqliteWorker(file);
       store.reader = new SqliteWorker(file);
+      // A thread takes tens of milliseconds to load SQLite and open the file: pay that
+      // here, at start-up, not in the first run. A thread that fails to start is
+      // marked crashed, and the main connection does its work.
+      await Promise.allSettled([
+        store.worker.all("select 1", []),
+        store.reader.all("select 1", []),
+      ]);
     }
     return store;
   }
