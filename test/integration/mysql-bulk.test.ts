@@ -149,6 +149,44 @@ describe("MySQL bulk upsert (LOAD DATA through a staging table)", function () {
     assert.equal(String(row.amount), "5.03");
   });
 
+  it("a batch of rows that all exist is labelled update, also when some are unchanged", async () => {
+    // Ids 601-1800 exist (version 2). All changed: every record is an update.
+    const changed = await writer("bulk_people", ["id"]).write(records(601, 600, 5));
+    assert.ok(changed.outcomes.every((o) => o.action === "update"));
+    // Half of them sent again as they are: the server counts only changed rows as
+    // duplicates, so the labels must come from the keys, not that count.
+    const batch = records(601, 600, 6).map((r, i) => (i % 2 ? records(601 + i, 1, 5)[0] : r));
+    const again = await writer("bulk_people", ["id"]).write(batch);
+    assert.deepEqual(paths, ["bulk", "bulk"]);
+    assert.equal(again.outcomes.length, 600);
+    assert.ok(again.outcomes.every((o) => o.action === "update"));
+    const rows = (await admin("bulk_people")
+      .whereBetween("id", [601, 1200])
+      .select("id", "amount")) as Array<{ id: number; amount: string }>;
+    for (const row of rows) {
+      const version = (Number(row.id) - 601) % 2 ? "05" : "06";
+      assert.equal(String(row.amount), `${row.id}.${version}`);
+    }
+  });
+
+  it("a batch whose first and last rows exist but one inside is new labels that one insert", async () => {
+    const batch = records(601, 600, 7);
+    batch[250] = records(9001, 1, 7)[0];
+    const result = await writer("bulk_people", ["id"]).write(batch);
+    assert.deepEqual(paths, ["bulk"]);
+    const inserted = result.outcomes.filter((o) => o.action === "insert").map((o) => o.key[0]);
+    assert.deepEqual(inserted, ["9001"]);
+    assert.equal(result.outcomes.filter((o) => o.action === "update").length, 599);
+    const row = await admin("bulk_people").where({ id: 9001 }).first();
+    assert.equal(String(row.amount), "9001.07");
+    const old = await admin("bulk_people").where({ id: 851 }).first();
+    assert.equal(
+      String(old.amount),
+      "851.06",
+      "the record it replaced in the batch was not written",
+    );
+  });
+
   it("labels updates exactly when the key is a timestamp and text", async () => {
     const events = (n: number) =>
       Array.from({ length: 800 }, (_, i) => ({

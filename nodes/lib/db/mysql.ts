@@ -112,43 +112,32 @@ function quoteId(name: string): string {
 }
 
 /**
- * Whether a batch looks like new rows (an initial load): neither its first nor its
- * last record's key is in the table. One indexed lookup; a wrong guess costs one
- * load rolled back, never a wrong row.
+ * How many of a batch's two ends (its first and last record's keys) are in the table:
+ * 0 looks like new rows (an initial load), 2 like rows that exist (an incremental
+ * one). One indexed lookup; a wrong guess costs one statement rolled back, never a
+ * wrong row or label.
  */
-async function looksNew(conn: RawConnection, table: string, chunk: BulkChunk): Promise<boolean> {
+async function endsFound(conn: RawConnection, table: string, chunk: BulkChunk): Promise<number> {
   const keyColumns = chunk.key.map((k) => chunk.columns.find((c) => c.name === k)!);
   const ends = [chunk.records[0], chunk.records[chunk.records.length - 1]];
   const match = `(${keyColumns.map((c) => `${quoteId(c.name)} = ?`).join(" and ")})`;
   const found = (await rawQuery(conn, {
-    sql: `select 1 from ${table} where ${match} or ${match} limit 1`,
+    sql: `select count(*) as n from ${table} where ${match} or ${match}`,
     values: ends.flatMap((r) => keyColumns.map((c) => mysqlValue(c, r[c.name] ?? null))),
-  })) as unknown[];
-  return found.length === 0;
+  })) as Array<{ n: number | string }>;
+  return Number(found[0].n);
 }
 
-/**
- * New rows go straight into the table, in one transaction, and are kept only if every
- * record went in as it was: LOCAL loads turn a duplicate key (a row that existed) and a
- * value the column would change into warnings, and any warning rolls the load back.
- * So a kept load inserted exactly these records: each one's outcome is "insert".
- */
-async function loadNewRows(
+/** Runs `statement` in a transaction and keeps it only if `keep` says so. */
+async function tryInTransaction<T>(
   conn: RawConnection,
-  table: string,
-  chunk: BulkChunk,
-  data: Buffer,
+  statement: () => Promise<T>,
+  keep: (result: T) => boolean,
 ): Promise<boolean> {
-  const columns = chunk.columns.map((c) => quoteId(c.name)).join(", ");
   await rawQuery(conn, "start transaction");
   let kept = false;
   try {
-    const loaded = (await rawQuery(conn, {
-      // The position field goes to a variable: the table has no column for it.
-      sql: `load data local infile 'tributary-batch' into table ${table} character set utf8mb4 (@${ROW}, ${columns})`,
-      infileStreamFactory: () => Readable.from([data]),
-    })) as { affectedRows?: number; warningStatus?: number };
-    kept = !loaded.warningStatus && loaded.affectedRows === chunk.records.length;
+    kept = keep(await statement());
   } finally {
     await rawQuery(conn, kept ? "commit" : "rollback").catch((err: Error) => {
       if (kept) throw err; // a commit that failed is the write failing
@@ -158,25 +147,39 @@ async function loadNewRows(
 }
 
 /**
- * Upsert through a staging table: LOAD DATA into a temporary copy of the table, one
- * join to tell which records existed, one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE.
+ * New rows go straight into the table, and are kept only if every record went in as
+ * it was: LOCAL loads turn a duplicate key (a row that existed) and a value the column
+ * would change into warnings, and any warning rolls the load back. So a kept load
+ * inserted exactly these records: each one's outcome is "insert".
  */
-async function loadThroughStaging(
+function loadNewRows(
   conn: RawConnection,
   table: string,
   chunk: BulkChunk,
   data: Buffer,
-): Promise<Array<"insert" | "update">> {
+): Promise<boolean> {
+  const columns = chunk.columns.map((c) => quoteId(c.name)).join(", ");
+  return tryInTransaction(
+    conn,
+    () =>
+      rawQuery(conn, {
+        // The position field goes to a variable: the table has no column for it.
+        sql: `load data local infile 'tributary-batch' into table ${table} character set utf8mb4 (@${ROW}, ${columns})`,
+        infileStreamFactory: () => Readable.from([data]),
+      }) as Promise<{ affectedRows?: number; warningStatus?: number }>,
+    (loaded) => !loaded.warningStatus && loaded.affectedRows === chunk.records.length,
+  );
+}
+
+/**
+ * LOAD DATA into a temporary copy of the table (plus the record's position); returns
+ * its name. Throws when the load changed a value, before anything reached the target.
+ */
+async function stageBatch(conn: RawConnection, table: string, chunk: BulkChunk, data: Buffer) {
   const stage = quoteId(
     `tributary_stage_${chunk.table.replace(/[^A-Za-z0-9_]/g, "_")}`.slice(0, 64),
   );
-  const names = chunk.columns.map((c) => c.name);
-  const columns = names.map(quoteId).join(", ");
-  const others = names.filter((c) => !chunk.key.includes(c));
-  const updates = (others.length ? others : chunk.key.slice(0, 1)).map(
-    (c) => `${quoteId(c)} = values(${quoteId(c)})`,
-  );
-  const keyJoin = chunk.key.map((k) => `t.${quoteId(k)} = s.${quoteId(k)}`).join(" and ");
+  const columns = chunk.columns.map((c) => quoteId(c.name)).join(", ");
   // A temporary table is private to this connection and lives as long as it.
   const staged = stagedOn.get(conn) ?? new Set<string>();
   stagedOn.set(conn, staged);
@@ -195,17 +198,54 @@ async function loadThroughStaging(
   // long text is cut): any warning means a value changed, so the statement path,
   // which reports such rows, takes over. Nothing reached the target yet.
   if (loaded.warningStatus) throw new Error(`bulk load: ${loaded.warningStatus} warning(s)`);
-  // No transaction: the one INSERT ... SELECT is atomic by itself, and a transaction
-  // would not make the insert/update labels exact under a concurrent writer either
-  // (the select takes no locks); it would only cost two round trips per batch.
+  return stage;
+}
+
+/** INSERT ... SELECT ... ON DUPLICATE KEY UPDATE from the staging table. */
+function upsertFromStage(conn: RawConnection, table: string, stage: string, chunk: BulkChunk) {
+  const names = chunk.columns.map((c) => c.name);
+  const columns = names.map(quoteId).join(", ");
+  const others = names.filter((c) => !chunk.key.includes(c));
+  const updates = (others.length ? others : chunk.key.slice(0, 1)).map(
+    (c) => `${quoteId(c)} = values(${quoteId(c)})`,
+  );
+  return rawQuery(
+    conn,
+    `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
+  ) as Promise<{ info?: string }>;
+}
+
+/**
+ * A batch whose rows all exist: the upsert is kept only if the server counted every
+ * record as a changed duplicate ("Duplicates: N"), so each one's outcome is "update"
+ * without a join. A new or unchanged row among them rolls it back.
+ */
+function updateExisting(conn: RawConnection, table: string, stage: string, chunk: BulkChunk) {
+  return tryInTransaction(
+    conn,
+    () => upsertFromStage(conn, table, stage, chunk),
+    (result) => Number(/Duplicates: (\d+)/.exec(result.info ?? "")?.[1]) === chunk.records.length,
+  );
+}
+
+/**
+ * The general case: one join tells which records existed, then the upsert. No
+ * transaction: the one INSERT ... SELECT is atomic by itself, and a transaction would
+ * not make the labels exact under a concurrent writer either (the select takes no
+ * locks).
+ */
+async function labelledUpsert(
+  conn: RawConnection,
+  table: string,
+  stage: string,
+  chunk: BulkChunk,
+): Promise<Array<"insert" | "update">> {
+  const keyJoin = chunk.key.map((k) => `t.${quoteId(k)} = s.${quoteId(k)}`).join(" and ");
   const existing = (await rawQuery(
     conn,
     `select s.${ROW} as r from ${stage} s join ${table} t on ${keyJoin}`,
   )) as Array<{ r: number }>;
-  await rawQuery(
-    conn,
-    `insert into ${table} (${columns}) select ${columns} from ${stage} on duplicate key update ${updates.join(", ")}`,
-  );
+  await upsertFromStage(conn, table, stage, chunk);
   const actions = new Array<"insert" | "update">(chunk.records.length).fill("insert");
   for (const { r } of existing) actions[r] = "update";
   return actions;
@@ -318,9 +358,13 @@ export const mysqlDialect: Dialect = {
     const data = Buffer.from(tsvLines(chunk), "utf8");
     const conn = (await knex.client.acquireConnection()) as RawConnection;
     try {
-      if ((await looksNew(conn, table, chunk)) && (await loadNewRows(conn, table, chunk, data)))
+      const found = await endsFound(conn, table, chunk);
+      if (found === 0 && (await loadNewRows(conn, table, chunk, data)))
         return new Array<"insert">(chunk.records.length).fill("insert");
-      return await loadThroughStaging(conn, table, chunk, data);
+      const stage = await stageBatch(conn, table, chunk, data);
+      if (found === 2 && (await updateExisting(conn, table, stage, chunk)))
+        return new Array<"update">(chunk.records.length).fill("update");
+      return await labelledUpsert(conn, table, stage, chunk);
     } finally {
       await knex.client.releaseConnection(conn);
     }
