@@ -10,8 +10,9 @@ import { nodeRedSettings } from "../settings";
 import { sources } from "../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../nodes/lib/state-store";
 import type { RunSummary, SyncMode } from "../nodes/lib/types";
-import { loadNodeRed } from "./node-red";
+import { loadNodeRed, type EmbeddedRed, type MessageEvent } from "./node-red";
 import { memoryStorage } from "./memory-storage";
+import { unusedCoreNodeFiles } from "./core-nodes";
 import { ensureUserDir, StartupError } from "./user-dir";
 
 const SOURCE_TYPES = new Set(["tributary-db-source", "tributary-crm-source"]);
@@ -83,6 +84,8 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
     storageModule: memoryStorage(),
   });
   settings.logging = { console: { level: "warn", metrics: false, audit: false } };
+  // Only the core nodes the flow uses: a flow of Tributary nodes loads none of them.
+  settings.nodesExcludes = unusedCoreNodeFiles(new Set(flow.map((n) => n.type)));
   const red = loadNodeRed();
   red.init(null, settings);
   // start() resolves before the (empty) initial flows and their credentials have
@@ -90,6 +93,7 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
   const initialFlows = new Promise<void>((resolve) => red.events.once("flows:started", resolve));
   await red.start();
   await initialFlows;
+  const messages = trackMessages(red);
   let failed = 0;
   try {
     await red.runtime.flows.setFlows({ flows: { flows: flow }, deploymentType: "full" });
@@ -114,11 +118,51 @@ export async function runFlowFile(file: string, options: HeadlessOptions): Promi
       out(summaryLine(name, summary));
       if (summary.status !== "succeeded") failed += 1;
     }
+    // Nodes wired to a source's summary output (a notification on failure, say) get
+    // their messages before Node-RED stops.
+    await messages.settled(DRAIN_MS);
   } finally {
+    messages.stop();
     await red.stop();
     await closeStateStores();
   }
   return failed === 0 ? 0 : 1;
+}
+
+const DRAIN_MS = 10_000;
+
+/**
+ * Messages delivered to a node and not yet done: a node whose input handler takes
+ * `done` counts until it calls it, one without (older nodes) until its handler returned.
+ */
+function trackMessages(red: EmbeddedRed) {
+  const pending = new Set<string>();
+  const id = (nodeId: string, event: MessageEvent) => `${nodeId}\u0001${event.msg?._msgid ?? ""}`;
+  // Counted once routed to a node that exists, so a message between two nodes is
+  // never missed and one on a dangling wire never waited for.
+  red.hooks.add("preDeliver.tributary-run", (event) => {
+    if (event.destination) pending.add(id(event.destination.id, event));
+  });
+  red.hooks.add("postReceive.tributary-run", (event) => {
+    // Node-RED counts a node's input handlers that take `done` in _expectedDoneCount.
+    const node = event.destination?.node as { _expectedDoneCount?: number } | undefined;
+    if (event.destination && node?._expectedDoneCount === 0)
+      pending.delete(id(event.destination.id, event));
+  });
+  red.hooks.add("onComplete.tributary-run", (event) => {
+    if (event.node) pending.delete(id(event.node.id, event));
+  });
+  return {
+    async settled(ms: number): Promise<void> {
+      const deadline = Date.now() + ms;
+      while (pending.size > 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    },
+    stop(): void {
+      for (const hook of ["preDeliver", "postReceive", "onComplete"])
+        red.hooks.remove(`${hook}.tributary-run`);
+    },
+  };
 }
 
 /**

@@ -15,6 +15,17 @@ export interface EmbeddedRed {
   };
   log: { info(msg: string): void; warn(msg: string): void; error(msg: string): void };
   events: { once(event: string, fn: () => void): void };
+  hooks: {
+    add(id: string, fn: (event: MessageEvent) => void): void;
+    remove(id: string): void;
+  };
+}
+
+/** What the runtime's message hooks (onReceive, postReceive, onComplete) pass. */
+export interface MessageEvent {
+  msg: { _msgid?: string };
+  destination?: { id: string; node?: object };
+  node?: { id: string };
 }
 
 export function loadNodeRed(): EmbeddedRed {

@@ -94,6 +94,31 @@ describe("tributary run <flows.json>", function () {
     assert.match(result.out, /orders orders succeeded read=200 /);
   });
 
+  it("loads the core nodes a flow uses: a function node on the summary output runs", async () => {
+    const file = sqliteFlow(dir, [
+      {
+        id: "cli_fn",
+        type: "function",
+        z: "cli_tab",
+        func: 'node.warn("summary read " + msg.payload.counts.read); return msg;',
+        outputs: 1,
+        wires: [["cli_debug"]],
+      },
+      { id: "cli_debug", type: "debug", z: "cli_tab", active: true, wires: [] },
+      { id: "cli_inject", type: "inject", z: "cli_tab", wires: [["cli_src"]] },
+    ]);
+    const flow = JSON.parse(fs.readFileSync(file, "utf8")) as Array<{
+      id: string;
+      wires?: string[][];
+    }>;
+    flow.find((n) => n.id === "cli_src")!.wires = [["cli_up"], ["cli_fn"]];
+    fs.writeFileSync(file, JSON.stringify(flow));
+    const result = await runCli(["run", file, "--mode", "full"], env);
+    assert.equal(result.code, 0, result.out);
+    assert.match(result.out, /summary read 200/);
+    assert.match(result.out, /orders orders succeeded read=200 /);
+  });
+
   it("exits non-zero, naming the connection problem, when a database refuses", async () => {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
