@@ -55,17 +55,19 @@ export = function register(RED: NodeRedApi): void {
           return;
         }
         if (!sync) return;
-        const outcomes = (sync.outcomes ?? []).filter(
-          (o) => recordUnchanged || o.action !== "unchanged",
-        );
-        const rows: AuditEntry[] = outcomes.map((o) => ({
-          runId: sync.runId,
-          batch: sync.batch,
-          nodeId: node.id,
-          key: o.key,
-          action: o.action,
-          ...(o.error ? { error: o.error } : {}),
-        }));
+        const rows: AuditEntry[] = [];
+        for (const o of sync.outcomes ?? []) {
+          if (!recordUnchanged && o.action === "unchanged") continue;
+          const { runId, batch } = sync;
+          rows.push({
+            runId,
+            batch,
+            nodeId: node.id,
+            key: o.key,
+            action: o.action,
+            error: o.error,
+          });
+        }
         if (!sync.dryRun) await store.addAudit(rows);
         entries += rows.length;
         runRegistry.settle(sync.runId, sync.batch, sync.outcomes, node.id);

@@ -83,22 +83,20 @@ export = function register(RED: NodeRedApi): void {
     // when one of its keys is still being committed: a key's state depends on that key's
     // earlier writes alone, so unrelated batches go on.
     let commits: Promise<void> = Promise.resolve();
-    const committing = new Map<string, number>();
+    // The keys of each batch whose states are queued or being committed.
+    const committing = new Set<Set<string>>();
     // Review resolutions a batch took and has not applied yet: the next batch must not
     // take (and write) them again. Released when applied, or when the batch failed.
     const taken = new Set<number>();
     const release = (ids: number[]) => ids.forEach((id) => taken.delete(id));
     const queueCommit = (batch: Pending, failed: Set<string>) => {
-      for (const s of batch.states) committing.set(s.key, (committing.get(s.key) ?? 0) + 1);
+      const keys = new Set(batch.states.map((s) => s.key));
+      committing.add(keys);
       commits = commits.then(async () => {
         try {
           await commit(batch, failed);
         } finally {
-          for (const s of batch.states) {
-            const left = (committing.get(s.key) ?? 1) - 1;
-            if (left > 0) committing.set(s.key, left);
-            else committing.delete(s.key);
-          }
+          committing.delete(keys);
           release(batch.reviewIds);
         }
       });
@@ -202,7 +200,8 @@ export = function register(RED: NodeRedApi): void {
       const scope = `${first} <> ${second}`;
       const incomingIsFirst = origin === first;
       const keys = records.map((r) => keyString(r, keyFields));
-      if (keys.some((key) => committing.has(key))) await commits;
+      const batches = [...committing];
+      if (batches.length && keys.some((key) => batches.some((b) => b.has(key)))) await commits;
       const resolved = sync?.dryRun ? [] : await takeResolutions(store, scope);
       try {
         return await decideBatch({

@@ -200,6 +200,8 @@ const migrationSource: Knex.MigrationSource<string> = {
   getMigration: async (name) => migrations[name],
 };
 
+const AUDIT_COLUMNS = ["record_key", "action", "error"];
+
 export class StateStore {
   /** A SQLite file (one connection, prepared statements) rather than PostgreSQL. */
   private sqlite = false;
@@ -330,23 +332,26 @@ export class StateStore {
 
   async addAudit(entries: AuditEntry[]): Promise<void> {
     const createdAt = new Date().toISOString();
-    // Entries of one batch share run, batch, node and time: those travel once per group.
-    const groups = new Map<
-      string,
-      { shared: Record<string, SqliteParam>; rows: SqliteParam[][] }
-    >();
+    // Entries of one batch share run, batch, node and time: those travel once per run
+    // of such entries, compared field by field rather than through a key per entry.
+    let shared: Record<string, SqliteParam> | null = null;
+    let rows: SqliteParam[][] = [];
     for (const e of entries) {
       const at = e.createdAt ?? createdAt;
-      const id = `${e.runId}\u0001${e.batch}\u0001${e.nodeId}\u0001${at}`;
-      let group = groups.get(id);
-      if (!group) {
-        const shared = { run_id: e.runId, batch: e.batch, node_id: e.nodeId, created_at: at };
-        groups.set(id, (group = { shared, rows: [] }));
+      if (
+        !shared ||
+        shared.run_id !== e.runId ||
+        shared.batch !== e.batch ||
+        shared.node_id !== e.nodeId ||
+        shared.created_at !== at
+      ) {
+        if (shared) await this.insertMany("tributary_audit", shared, AUDIT_COLUMNS, rows);
+        shared = { run_id: e.runId, batch: e.batch, node_id: e.nodeId, created_at: at };
+        rows = [];
       }
-      group.rows.push([JSON.stringify(e.key), e.action, e.error ?? null]);
+      rows.push([JSON.stringify(e.key), e.action, e.error ?? null]);
     }
-    for (const { shared, rows } of groups.values())
-      await this.insertMany("tributary_audit", shared, ["record_key", "action", "error"], rows);
+    if (shared) await this.insertMany("tributary_audit", shared, AUDIT_COLUMNS, rows);
   }
 
   async listAudit(
