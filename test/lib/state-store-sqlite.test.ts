@@ -65,6 +65,60 @@ describe("SQLite state store: per-record writes on a worker thread", function ()
     }
   });
 
+  it("keeps the sync states of a store made by an earlier version when it upgrades", async () => {
+    const file = path.join(tmp, "upgrade.sqlite");
+    const first = await StateStore.open({ file });
+    // The table as the first release made it (a rowid table), holding states.
+    await first.knex.schema.dropTable("tributary_sync_state");
+    await first.knex.schema.createTable("tributary_sync_state", (t) => {
+      t.string("scope", 255).notNullable();
+      t.string("record_key", 512).notNullable();
+      t.string("source_hash", 64);
+      t.string("target_hash", 64);
+      t.string("synced_at", 40).notNullable();
+      t.primary(["scope", "record_key"]);
+    });
+    await first.knex("tributary_sync_state").insert([
+      {
+        scope: "a <> b",
+        record_key: '["1"]',
+        source_hash: "s1",
+        target_hash: "t1",
+        synced_at: "x",
+      },
+      {
+        scope: "a <> b",
+        record_key: '["2"]',
+        source_hash: "s2",
+        target_hash: null,
+        synced_at: "x",
+      },
+    ]);
+    await first
+      .knex("tributary_migrations")
+      .where({ name: "003_sqlite_sync_state_without_rowid" })
+      .delete();
+    await first.close();
+
+    const store = await StateStore.open({ file });
+    try {
+      const found = await store.getSyncStates("a <> b", ['["1"]', '["2"]']);
+      assert.equal(found.get('["1"]')?.targetHash, "t1");
+      assert.equal(found.get('["2"]')?.sourceHash, "s2");
+      await store.saveSyncStates("a <> b", [{ key: '["2"]', sourceHash: "s2b", targetHash: "t2" }]);
+      assert.equal(
+        (await store.getSyncStates("a <> b", ['["2"]'])).get('["2"]')?.sourceHash,
+        "s2b",
+      );
+      const [table] = (await store.knex.raw(
+        "select sql from sqlite_master where name = 'tributary_sync_state'",
+      )) as Array<{ sql: string }>;
+      assert.match(table.sql, /without rowid/i);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("writes from the worker and the main connection at once without a busy error", async () => {
     const store = await StateStore.open({ file: path.join(tmp, "concurrent.sqlite") });
     try {

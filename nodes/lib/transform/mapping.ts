@@ -54,6 +54,7 @@ function parseDefault(text: string | undefined): { value: Value } | null {
 
 export function coerce(value: unknown, type: Coercion, field: string): Value {
   if (value === null || value === undefined) return null;
+  if (type === "string" && typeof value === "string") return value;
   const fail = (): never => {
     throw new RecordError(
       `${field}: cannot make ${type === "integer" ? "an" : "a"} ${type} of ${JSON.stringify(value)}`,
@@ -184,8 +185,9 @@ export class RecordMapper {
   }
 
   private start(record: SyncRecord): SyncRecord {
-    const out: SyncRecord = {};
-    if (!this.options.dropUnmapped) Object.assign(out, record);
+    // A spread copies through V8's fast clone path, several times cheaper per record
+    // than Object.assign into an empty object.
+    const out: SyncRecord = this.options.dropUnmapped ? {} : { ...record };
     for (const field of this.options.keepFields ?? [])
       if (field in record) out[field] = record[field];
     return out;
