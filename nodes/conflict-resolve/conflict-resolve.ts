@@ -1,7 +1,7 @@
 import type { NodeDef, NodeRedApi, RedNode } from "../lib/red";
 import type { DbConnectionNode } from "../lib/db/connection";
 import { TributaryError } from "../lib/db/errors";
-import { lookupByKeys } from "../lib/db/table-lookup";
+import { checkLookup, lookupByKeys } from "../lib/db/table-lookup";
 import {
   decide,
   STRATEGIES,
@@ -76,6 +76,11 @@ export = function register(RED: NodeRedApi): void {
       node.status(errorStatus(configError.message));
       node.error(configError.message);
     }
+    if (!configError && connectionNode)
+      checkLookup(connectionNode.connection(), table, keyColumns).catch((err: Error) => {
+        node.status(errorStatus(err.message));
+        node.error(err.message);
+      });
     const sourceTimestamp = String(def.sourceTimestamp ?? "").trim();
     const targetTimestamp = String(def.targetTimestamp ?? "").trim() || sourceTimestamp;
     const pending = new Map<string, Pending>();
@@ -224,10 +229,13 @@ export = function register(RED: NodeRedApi): void {
       const connection = connectionNode!.connection();
       const store = await stateStoreFor(RED.settings.userDir);
       const all = [...records, ...resolved.map((r) => r.record)];
-      const { rows: targets, fields } = await lookupByKeys(connection, table, keyFields, all);
-      const states = await store.getSyncStates(scope, [
-        ...keys,
-        ...resolved.map((r) => keyString(r.record, keyFields)),
+      // The target's rows and the stored states do not depend on each other: ask both at once.
+      const [{ rows: targets, fields }, states] = await Promise.all([
+        lookupByKeys(connection, table, keyFields, all),
+        store.getSyncStates(scope, [
+          ...keys,
+          ...resolved.map((r) => keyString(r.record, keyFields)),
+        ]),
       ]);
       const decisions: Decision[] = decide(records, targets, states, {
         keys,

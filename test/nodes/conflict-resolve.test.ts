@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { allNodes, helper, useTempUserDir } from "../support/red";
+import { allNodes, helper, useTempUserDir, waitForStatus } from "../support/red";
 import type { DbConnectionNode } from "../../nodes/lib/db/connection";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
 import type { SyncRecord } from "../../nodes/lib/types";
@@ -81,5 +81,58 @@ describe("tributary-conflict-resolve node", function () {
       "the resolved record is in exactly one batch",
     );
     assert.deepEqual(written.filter((id) => id !== 1).sort(), [2, 3]);
+  });
+});
+
+describe("tributary-conflict-resolve node, checked at deploy", function () {
+  this.timeout(30_000);
+
+  before(() => {
+    const userDir = useTempUserDir();
+    const dst = new Database(path.join(userDir, "dst.sqlite"));
+    dst.exec("create table people (id integer primary key, name text)");
+    dst.close();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await closeStateStores();
+  });
+
+  const load = (settings: Record<string, unknown>) =>
+    helper.load(
+      [...allNodes, conflictNode],
+      [
+        { id: "cr_db", type: "tributary-db-connection", client: "sqlite", filename: "dst.sqlite" },
+        { id: "cr", type: "tributary-conflict-resolve", connection: "cr_db", ...settings },
+      ],
+    );
+
+  for (const [what, settings, message] of [
+    [
+      "a table that does not exist",
+      { table: "nowhere", keyColumns: ["id"] },
+      /table "nowhere" was not found/,
+    ],
+    [
+      "an unknown key column",
+      { table: "people", keyColumns: ["code"] },
+      /key column "code" is not a column of table "people"/,
+    ],
+  ] as const) {
+    it(`${what}: shows on the status and in the log before any batch`, async () => {
+      await load(settings);
+      const node = helper.getNode("cr");
+      await waitForStatus(node, (text) => message.test(text));
+      assert.ok(
+        node.error.args.some(([m]) => message.test(String(m))),
+        JSON.stringify(node.error.args),
+      );
+    });
+  }
+
+  it("a correct target shows no error", async () => {
+    await load({ table: "people", keyColumns: ["id"] });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the check is asynchronous
+    assert.deepEqual(helper.getNode("cr").error.args, []);
   });
 });

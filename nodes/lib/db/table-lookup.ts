@@ -47,3 +47,22 @@ export async function lookupByKeys(
   }
   return { rows, fields };
 }
+
+/**
+ * Checks at deploy that the table and the key columns exist, and runs the lookup's
+ * select once without rows, so a typo shows before the first run and the driver has
+ * built its row parser before the first batch waits on it.
+ */
+export async function checkLookup(
+  connection: DbConnection,
+  table: string,
+  keyColumns: string[],
+): Promise<void> {
+  const info = await connection.describe(table);
+  requireColumns(info, keyColumns, "key column", connection.label);
+  try {
+    await connection.knex()(table).select(connection.selectList(info.columns)).whereRaw("1 = 0");
+  } catch (err) {
+    throw connection.explain(err, `looking up rows of table "${table}"`);
+  }
+}
