@@ -245,6 +245,19 @@ describe("MySQL bulk upsert (LOAD DATA through a staging table)", function () {
     assert.equal(String(row4750.amount), "4750.04");
   });
 
+  it("a field set to undefined is left alone like a missing one, in a batch of the same shape", async () => {
+    const before = (await admin("bulk_people").where({ id: 4010 }).first()) as { name: string };
+    const batch = records(4001, 700, 5);
+    batch[9] = { ...batch[9], name: undefined as unknown as null }; // id 4010
+    const result = await writer("bulk_people", ["id"]).write(batch);
+    assert.equal(result.failed.length, 0);
+    const row = await admin("bulk_people").where({ id: 4010 }).first();
+    assert.equal(row.name, before.name, "undefined is not written as NULL");
+    assert.equal(String(row.amount), "4010.05");
+    const next = await admin("bulk_people").where({ id: 4011 }).first();
+    assert.equal(next.name, records(4011, 1, 5)[0].name);
+  });
+
   it("writes binary values through statements, every row", async () => {
     await admin.raw("drop table if exists bulk_files");
     await admin.raw("create table bulk_files (id int primary key, body blob)");

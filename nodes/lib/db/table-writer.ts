@@ -355,6 +355,13 @@ function allDefined(record: SyncRecord, fields: string[]): boolean {
   return true;
 }
 
+/** No field of the record is undefined. for-in reads the values through V8's enum
+ *  cache, several times cheaper than a lookup by name per field. */
+function noUndefined(record: SyncRecord): boolean {
+  for (const field in record) if (record[field] === undefined) return false;
+  return true;
+}
+
 /** Records with the same fields share statements; a missing field is never written as NULL. */
 function groupByFields(
   records: SyncRecord[],
@@ -378,7 +385,8 @@ function groupByFields(
       lastColumnKeys = lastKeys.filter((f) => columns.has(f));
       complete = groupOf(lastColumnKeys);
     }
-    if (allDefined(record, lastColumnKeys)) complete.records.push(record);
+    // lastColumnKeys are fields of this record (same names as the shape they came from).
+    if (noUndefined(record) || allDefined(record, lastColumnKeys)) complete.records.push(record);
     else groupOf(lastColumnKeys.filter((f) => record[f] !== undefined)).records.push(record);
   }
   return [...groups.values()].filter((g) => g.records.length > 0);
