@@ -142,6 +142,13 @@ describe("timestamp fast paths agree with the general parser", () => {
       assert.equal(isoTimestamp(`${pgText}+00`), isoTimestamp(`${pgText}+00:00`), pgText);
     }
   });
+  it("isoTimestamp: a wall clock 'YYYY-MM-DD HH:MM:SS.ffffff' as with the T separator", () => {
+    for (const t of instants) {
+      const wall = t.replace("T", " ");
+      for (const assume of ["Z", null, "+02:00"])
+        assert.equal(isoTimestamp(wall, assume), isoTimestamp(t, assume), `${wall} ${assume}`);
+    }
+  });
   it("utcWallClock: '...Z' as with '+00:00'", () => {
     for (const t of instants) assert.equal(utcWallClock(`${t}Z`), utcWallClock(`${t}+00:00`), t);
   });

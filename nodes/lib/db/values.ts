@@ -14,6 +14,8 @@ const SQL_TIMESTAMP =
 // allocation of match arrays) because every row of a sync passes through here.
 const PG_UTC_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\+00$/;
 const ISO_UTC_TEXT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z$/;
+// What MySQL sends for DATETIME (and PostgreSQL for timestamp): a wall clock, no offset.
+const WALL_CLOCK_TEXT = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?$/;
 
 /** `text` up to `end`, without trailing fraction zeros (and the dot, if nothing is left). */
 function trimmedTo(text: string, end: number): string {
@@ -46,6 +48,8 @@ function normaliseOffset(offset: string): string {
  */
 export function isoTimestamp(text: string, assumeOffset: string | null = "Z"): string {
   if (PG_UTC_TEXT.test(text)) return `${text.slice(0, 10)}T${trimmedTo(text, text.length - 3)}Z`;
+  if (WALL_CLOCK_TEXT.test(text))
+    return `${text.slice(0, 10)}T${trimmedTo(text, text.length)}${assumeOffset ?? ""}`;
   const match = SQL_TIMESTAMP.exec(text);
   if (!match) return text;
   const [, date, time, fraction, offset] = match;
