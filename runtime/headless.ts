@@ -136,27 +136,39 @@ const DRAIN_MS = 10_000;
  * `done` counts until it calls it, one without (older nodes) until its handler returned.
  */
 function trackMessages(red: EmbeddedRed) {
-  const pending = new Set<string>();
+  // Counted per node and message: the same message can reach a node more than once.
+  const pending = new Map<string, number>();
   const id = (nodeId: string, event: MessageEvent) => `${nodeId}\u0001${event.msg?._msgid ?? ""}`;
+  const finish = (key: string) => {
+    const left = (pending.get(key) ?? 0) - 1;
+    if (left > 0) pending.set(key, left);
+    else pending.delete(key);
+  };
   // Counted once routed to a node that exists, so a message between two nodes is
   // never missed and one on a dangling wire never waited for.
   red.hooks.add("preDeliver.tributary-run", (event) => {
-    if (event.destination) pending.add(id(event.destination.id, event));
+    if (!event.destination) return;
+    const key = id(event.destination.id, event);
+    pending.set(key, (pending.get(key) ?? 0) + 1);
   });
   red.hooks.add("postReceive.tributary-run", (event) => {
     // Node-RED counts a node's input handlers that take `done` in _expectedDoneCount.
     const node = event.destination?.node as { _expectedDoneCount?: number } | undefined;
     if (event.destination && node?._expectedDoneCount === 0)
-      pending.delete(id(event.destination.id, event));
+      finish(id(event.destination.id, event));
   });
   red.hooks.add("onComplete.tributary-run", (event) => {
-    if (event.node) pending.delete(id(event.node.id, event));
+    if (event.node) finish(id(event.node.id, event));
   });
   return {
     async settled(ms: number): Promise<void> {
       const deadline = Date.now() + ms;
       while (pending.size > 0 && Date.now() < deadline)
         await new Promise((resolve) => setTimeout(resolve, 20));
+      if (pending.size > 0)
+        red.log.warn(
+          `stopping with ${pending.size} message(s) still being handled after ${ms / 1000} s (a node that never calls done?)`,
+        );
     },
     stop(): void {
       for (const hook of ["preDeliver", "postReceive", "onComplete"])

@@ -119,6 +119,31 @@ describe("tributary run <flows.json>", function () {
     assert.match(result.out, /orders orders succeeded read=200 /);
   });
 
+  it("does not wait forever for a node that never calls done, and says so", async () => {
+    const file = sqliteFlow(dir, [
+      {
+        id: "cli_stuck",
+        type: "function",
+        z: "cli_tab",
+        // Mentions node.done, so Node-RED leaves completion to the code, which never calls it.
+        func: "if (msg.never) node.done(); return null;",
+        outputs: 1,
+        wires: [[]],
+      },
+    ]);
+    const flow = JSON.parse(fs.readFileSync(file, "utf8")) as Array<{
+      id: string;
+      wires?: string[][];
+    }>;
+    flow.find((n) => n.id === "cli_src")!.wires = [["cli_up"], ["cli_stuck"]];
+    fs.writeFileSync(file, JSON.stringify(flow));
+    const started = Date.now();
+    const result = await runCli(["run", file], env);
+    assert.equal(result.code, 0, result.out);
+    assert.match(result.out, /stopping with 1 message\(s\) still being handled after 10 s/);
+    assert.ok(Date.now() - started < 30_000, "it stops after the 10 s wait");
+  });
+
   it("exits non-zero, naming the connection problem, when a database refuses", async () => {
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
