@@ -76,11 +76,16 @@ export = function register(RED: NodeRedApi): void {
       node.status(errorStatus(configError.message));
       node.error(configError.message);
     }
-    if (!configError && connectionNode)
+    if (!configError && connectionNode) {
       checkLookup(connectionNode.connection(), table, keyColumns).catch((err: Error) => {
         node.status(errorStatus(err.message));
         node.error(err.message);
       });
+      // A store that cannot open says so on the first batch.
+      stateStoreFor(RED.settings.userDir)
+        .then((store) => store.prepareReads())
+        .catch(() => undefined);
+    }
     const sourceTimestamp = String(def.sourceTimestamp ?? "").trim();
     const targetTimestamp = String(def.targetTimestamp ?? "").trim() || sourceTimestamp;
     const pending = new Map<string, Pending>();

@@ -233,8 +233,10 @@ export class StateStore {
   /** SQLite file: the per-record statements run on a worker thread (see sqlite-worker). */
   private worker: SqliteWorker | null = null;
   /** A second worker for a batch's reads (sync states): WAL lets them go on while the
-   *  first writes, so a read never waits behind the writes queued before it. */
+   *  first writes, so a read never waits behind the writes queued before it. Started
+   *  on first use: only conflict-resolve reads sync states, and a thread costs ~9 MB. */
   private reader: SqliteWorker | null = null;
+  private readerFile: string | null = null;
 
   private constructor(
     readonly knex: Knex,
@@ -252,16 +254,27 @@ export class StateStore {
     // A memory database is private to its connection: no worker can share it.
     if (store.sqlite && file !== ":memory:") {
       store.worker = new SqliteWorker(file);
-      store.reader = new SqliteWorker(file);
+      store.readerFile = file;
       // A thread takes tens of milliseconds to load SQLite and open the file: pay that
       // here, at start-up, not in the first run. A thread that fails to start is
       // marked crashed, and the main connection does its work.
-      await Promise.allSettled([
-        store.worker.all("select 1", []),
-        store.reader.all("select 1", []),
-      ]);
+      await store.worker.all("select 1", []).catch(() => undefined);
     }
     return store;
+  }
+
+  /** Starts the thread for sync-state reads and waits until it answers, so the first
+   *  batch does not pay for it (conflict-resolve calls this at deploy). */
+  async prepareReads(): Promise<void> {
+    await this.readThread()
+      ?.all("select 1", [])
+      .catch(() => undefined);
+  }
+
+  private readThread(): SqliteWorker | null {
+    if (!this.readerFile) return null;
+    this.reader ??= new SqliteWorker(this.readerFile);
+    return this.reader.crashed ? null : this.reader;
   }
 
   async ping(): Promise<void> {
@@ -275,6 +288,7 @@ export class StateStore {
   }
 
   async close(): Promise<void> {
+    this.readerFile = null; // no reads thread started after this
     await Promise.all([this.worker?.close(), this.reader?.close()]);
     await this.knex.destroy();
   }
@@ -424,7 +438,7 @@ export class StateStore {
         });
       }
     };
-    const worker = this.reader && !this.reader.crashed ? this.reader : this.bulk();
+    const worker = this.readThread() ?? this.bulk();
     if (worker) {
       // The keys as one JSON parameter: one statement for the batch.
       found(
