@@ -7,7 +7,8 @@ import Database from "better-sqlite3";
 import { headlessSecret } from "../../runtime/headless";
 import { runCli, tempDir } from "./support";
 
-function sqliteFlow(dir: string, extra: object[] = []): string {
+/** The orders flow; `summaryTo` wires the source's summary output to that node. */
+function sqliteFlow(dir: string, extra: object[] = [], summaryTo?: string): string {
   const flow = [
     { id: "cli_tab", type: "tab", label: "cli" },
     {
@@ -35,7 +36,7 @@ function sqliteFlow(dir: string, extra: object[] = []): string {
       cursorColumn: "updated_at",
       mode: "incremental",
       batchSize: 40,
-      wires: [["cli_up"], []],
+      wires: [["cli_up"], summaryTo ? [summaryTo] : []],
     },
     {
       id: "cli_up",
@@ -51,6 +52,10 @@ function sqliteFlow(dir: string, extra: object[] = []): string {
   const file = path.join(dir, "flow.json");
   fs.writeFileSync(file, JSON.stringify(flow));
   return file;
+}
+
+function functionNode(id: string, func: string, wires: string[][]): object {
+  return { id, type: "function", z: "cli_tab", func, outputs: 1, wires };
 }
 
 describe("tributary run <flows.json>", function () {
@@ -95,24 +100,19 @@ describe("tributary run <flows.json>", function () {
   });
 
   it("loads the core nodes a flow uses: a function node on the summary output runs", async () => {
-    const file = sqliteFlow(dir, [
-      {
-        id: "cli_fn",
-        type: "function",
-        z: "cli_tab",
-        func: 'node.warn("summary read " + msg.payload.counts.read); return msg;',
-        outputs: 1,
-        wires: [["cli_debug"]],
-      },
-      { id: "cli_debug", type: "debug", z: "cli_tab", active: true, wires: [] },
-      { id: "cli_inject", type: "inject", z: "cli_tab", wires: [["cli_src"]] },
-    ]);
-    const flow = JSON.parse(fs.readFileSync(file, "utf8")) as Array<{
-      id: string;
-      wires?: string[][];
-    }>;
-    flow.find((n) => n.id === "cli_src")!.wires = [["cli_up"], ["cli_fn"]];
-    fs.writeFileSync(file, JSON.stringify(flow));
+    const file = sqliteFlow(
+      dir,
+      [
+        functionNode(
+          "cli_fn",
+          'node.warn("summary read " + msg.payload.counts.read); return msg;',
+          [["cli_debug"]],
+        ),
+        { id: "cli_debug", type: "debug", z: "cli_tab", active: true, wires: [] },
+        { id: "cli_inject", type: "inject", z: "cli_tab", wires: [["cli_src"]] },
+      ],
+      "cli_fn",
+    );
     const result = await runCli(["run", file, "--mode", "full"], env);
     assert.equal(result.code, 0, result.out);
     assert.match(result.out, /summary read 200/);
@@ -120,23 +120,14 @@ describe("tributary run <flows.json>", function () {
   });
 
   it("does not wait forever for a node that never calls done, and says so", async () => {
-    const file = sqliteFlow(dir, [
-      {
-        id: "cli_stuck",
-        type: "function",
-        z: "cli_tab",
+    const file = sqliteFlow(
+      dir,
+      [
         // Mentions node.done, so Node-RED leaves completion to the code, which never calls it.
-        func: "if (msg.never) node.done(); return null;",
-        outputs: 1,
-        wires: [[]],
-      },
-    ]);
-    const flow = JSON.parse(fs.readFileSync(file, "utf8")) as Array<{
-      id: string;
-      wires?: string[][];
-    }>;
-    flow.find((n) => n.id === "cli_src")!.wires = [["cli_up"], ["cli_stuck"]];
-    fs.writeFileSync(file, JSON.stringify(flow));
+        functionNode("cli_stuck", "if (msg.never) node.done(); return null;", [[]]),
+      ],
+      "cli_stuck",
+    );
     const started = Date.now();
     const result = await runCli(["run", file], env);
     assert.equal(result.code, 0, result.out);
