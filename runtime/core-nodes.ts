@@ -21,11 +21,11 @@ function registeredTypes(jsFile: string): Set<string> | null {
     } catch {
       continue;
     }
-    for (const match of text.matchAll(REGISTER)) types.add(match[2]);
+    const literal = [...text.matchAll(REGISTER)];
+    for (const match of literal) types.add(match[2]);
     if (file === jsFile) {
       calls = text.split("registerType(").length - 1;
-      const literal = [...text.matchAll(REGISTER)].length;
-      if (literal < calls) return null; // a type in a variable: cannot tell, keep the file
+      if (literal.length < calls) return null; // a type in a variable: cannot tell, keep the file
     }
   }
   return calls === 0 || types.size === 0 ? null : types;

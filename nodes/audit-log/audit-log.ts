@@ -56,9 +56,9 @@ export = function register(RED: NodeRedApi): void {
         }
         if (!sync) return;
         const rows: AuditEntry[] = [];
+        const { runId, batch } = sync;
         for (const o of sync.outcomes ?? []) {
           if (!recordUnchanged && o.action === "unchanged") continue;
-          const { runId, batch } = sync;
           rows.push({
             runId,
             batch,
