@@ -55,6 +55,16 @@ export interface BulkChunk {
   records: SyncRecord[];
 }
 
+/** What a dialect's readRows learned about a select's columns on its first call, handed
+ *  back to it on the next ones (the same select list, other bounds). */
+export interface RowLayout {
+  names: string[];
+  /** Per column, what the driver would make of the value's text. */
+  parsers: Array<(text: string) => unknown>;
+  /** false once the server refused the fast path: rows come the usual way. */
+  fast: boolean;
+}
+
 export interface Dialect {
   readonly client: ClientName;
   readonly label: string;
@@ -85,6 +95,14 @@ export interface Dialect {
    *  set-based upsert). Same result as upsertChunk, in the order of chunk.records. Throws
    *  before writing anything for values it cannot load (the statement path takes them). */
   bulkUpsert?(knex: Knex, chunk: BulkChunk): Promise<Array<"insert" | "update" | "unchanged">>;
+  /** Reads a table's select by a faster path than the driver's rows (PostgreSQL: COPY
+   *  ... TO STDOUT), with the same values. `layout` is what the previous call returned
+   *  for the same select list, null the first time. */
+  readRows?(
+    knex: Knex,
+    query: Knex.QueryBuilder,
+    layout: RowLayout | null,
+  ): Promise<{ rows: SyncRecord[]; layout: RowLayout }>;
   /** A failure that a retry of the whole transaction may cure: deadlock, serialization
    *  failure, lock timeout, a connection dropped mid-batch. */
   isTransient(err: unknown): boolean;

@@ -9,8 +9,11 @@ import {
   poolOptions,
   tlsOptions,
   type Dialect,
+  type RowLayout,
 } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
+import { copyRows, inlineBindings } from "./pg-copy";
+import type { SyncRecord } from "../types";
 
 const TIMESTAMPTZ = 1184;
 const TIMESTAMP = 1114;
@@ -33,6 +36,14 @@ function getTypeParser(oid: number, format?: string): (text: string) => unknown 
     default:
       return pg.types.getTypeParser(oid, "text");
   }
+}
+
+function layoutOf(fields: pg.FieldDef[]): RowLayout {
+  return {
+    names: fields.map((f) => f.name),
+    parsers: fields.map((f) => getTypeParser(f.dataTypeID)),
+    fast: true,
+  };
 }
 
 export const pgDialect: Dialect = {
@@ -65,6 +76,30 @@ export const pgDialect: Dialect = {
   },
 
   describeTable: columnsFromKnex,
+
+  // The first read learns the columns' types from the row protocol; the next ones use
+  // COPY with those types' parsers. When COPY fails, the row protocol reads the batch:
+  // if that works, the server (one that speaks PostgreSQL's protocol without COPY)
+  // gets the row protocol for the rest of the run; if not, its error is the batch's.
+  async readRows(knex, query, layout) {
+    const { sql, bindings } = query.toSQL().toNative();
+    const select = layout?.fast ? inlineBindings(sql, bindings) : null;
+    let copyFailed = false;
+    if (layout && select !== null) {
+      try {
+        return { rows: await copyRows(knex, select, layout), layout };
+      } catch {
+        copyFailed = true;
+      }
+    }
+    const plain = query.toSQL();
+    const result = (await knex.raw(plain.sql, plain.bindings)) as pg.QueryResult;
+    const learnt = layout ?? layoutOf(result.fields);
+    return {
+      rows: result.rows as SyncRecord[],
+      layout: copyFailed ? { ...learnt, fast: false } : learnt,
+    };
+  },
 
   toDbValue(column, value) {
     if (value === null || Buffer.isBuffer(value)) return value;

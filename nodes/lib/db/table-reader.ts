@@ -7,7 +7,7 @@ import type { Knex } from "knex";
 import type { StreamReader } from "../source-run";
 import type { WatermarkPosition } from "../state-store";
 import type { SyncMode, SyncRecord, Value } from "../types";
-import type { ColumnInfo } from "./dialect";
+import type { ColumnInfo, RowLayout } from "./dialect";
 import { requireColumns, type DbConnection } from "./connection";
 import { TributaryError } from "./errors";
 import { isoMinusSeconds } from "./values";
@@ -40,6 +40,8 @@ export class TableReader implements StreamReader {
   private columns = new Map<string, ColumnInfo>();
   /** Exclusive upper bound of the cursor for this run, when the server tells one. */
   private upperBound: string | null = null;
+  /** What the dialect's fast read learned about this run's columns. */
+  private layout: RowLayout | null = null;
 
   constructor(
     private readonly connection: DbConnection,
@@ -92,6 +94,7 @@ export class TableReader implements StreamReader {
     }
     this.cursorField = mode === "incremental" ? this.options.cursorColumn : null;
     this.upperBound = null;
+    this.layout = null;
     if (this.options.query) {
       await this.openQuery();
       return [];
@@ -170,13 +173,23 @@ export class TableReader implements StreamReader {
     for (const field of fields) query.orderBy(`${from}.${field}`, "asc");
     query.limit(limit);
     try {
-      return this.connection.lossless([...this.columns.values()], (await query) as SyncRecord[]);
+      return this.connection.lossless([...this.columns.values()], await this.select(query));
     } catch (err) {
       throw this.connection.explain(
         err,
         this.compiled ? "running the custom query" : `reading table "${this.options.table}"`,
       );
     }
+  }
+
+  /** The rows of a batch's select: by the dialect's fast path for a table (an analyst's
+   *  query is sent as written, placeholders and all). */
+  private async select(query: Knex.QueryBuilder): Promise<SyncRecord[]> {
+    const { dialect } = this.connection;
+    if (!dialect.readRows || this.compiled) return (await query) as SyncRecord[];
+    const read = await dialect.readRows(this.connection.knex(), query, this.layout);
+    this.layout = read.layout;
+    return read.rows;
   }
 
   positionOf(record: SyncRecord): WatermarkPosition {
