@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import knexFactory from "knex";
 import { pgDialect } from "../../nodes/lib/db/pg";
-import { CopyTextRows, inlineBindings } from "../../nodes/lib/db/pg-copy";
+import { CopyTextRows, boundSettings, settingsSelect } from "../../nodes/lib/db/pg-copy";
 import type { RowLayout } from "../../nodes/lib/db/dialect";
 
 const layout: RowLayout = {
@@ -58,35 +58,32 @@ describe("COPY text format as records", () => {
   });
 });
 
-describe("a batch's bounds as SQL literals for COPY", () => {
-  it("replaces each $n with its value as a literal, quotes doubled and backslashes kept", () => {
+describe("a batch's bounds for COPY, which takes no parameters", () => {
+  it("reads each $n from a session setting, cast to the parameter's type", () => {
     assert.equal(
-      inlineBindings('select * from "t" where ("k", "n") > ($1, $2) and "b" = $3 limit $4', [
-        "O'Brien \\ co",
-        -1.5,
-        true,
-        5000,
+      settingsSelect('select * from "t" where ("k", "n") > ($1, $2) limit $10', [
+        "text",
+        "timestamp with time zone",
+        ...Array(7).fill("x"),
+        "bigint",
       ]),
-      `select * from "t" where ("k", "n") > ( E'O''Brien \\\\ co', -1.5) and "b" = true limit 5000`,
-    );
-    assert.equal(
-      inlineBindings("select $1, $10", [null, ...Array(8).fill(0), "x"]),
-      "select null, 'x'",
+      `select * from "t" where ("k", "n") > (current_setting('tributary.p1')::text, ` +
+        `current_setting('tributary.p2')::timestamp with time zone) limit current_setting('tributary.p10')::bigint`,
     );
   });
 
-  it("leaves $n inside quoted names alone", () => {
+  it("leaves $n inside quoted names and text alone", () => {
     assert.equal(
-      inlineBindings(`select "price$1" from "t$2" where "a" = $1`, ["v"]),
-      `select "price$1" from "t$2" where "a" = 'v'`,
+      settingsSelect(`select "price$1", 'cost $2' from "t$2" where "a" = $1`, ["integer"]),
+      `select "price$1", 'cost $2' from "t$2" where "a" = current_setting('tributary.p1')::integer`,
     );
   });
 
-  it("gives up on values without a plain literal, so the row protocol reads that batch", () => {
-    assert.equal(inlineBindings("select $1", [Buffer.from("x")]), null);
-    assert.equal(inlineBindings("select $1", [[1, 2]]), null);
-    assert.equal(inlineBindings("select $1", [Number.NaN]), null);
-    assert.equal(inlineBindings("select $2", ["only one"]), null);
+  it("sets the settings from bound parameters", () => {
+    assert.equal(
+      boundSettings(2),
+      "select set_config('tributary.p1', $1, false), set_config('tributary.p2', $2, false)",
+    );
   });
 });
 
@@ -94,10 +91,15 @@ describe("a server that speaks PostgreSQL's protocol without COPY", () => {
   it("reads the batch by the row protocol and keeps to it for the rest of the run", async () => {
     const sent: string[] = [];
     // The one connection a pool would lend: COPY fails as such servers answer it; a
-    // select answers one row.
+    // select answers one row. `sent` lists the COPYs and the selects, in order.
     const conn = {
-      query(q: { text: string; handleError?(err: Error): void }, ...rest: unknown[]) {
-        sent.push(q.text);
+      query(q: string | { text: string; handleError?(err: Error): void }, ...rest: unknown[]) {
+        if (typeof q === "string") {
+          // Learning the parameters' types, then setting them: what any server answers.
+          const types = /pg_prepared_statements/.test(q) ? [{ types: ["bigint", "bigint"] }] : [];
+          return Promise.resolve({ rows: types, fields: [] });
+        }
+        sent.push(q.handleError ? "copy" : "select");
         if (q.handleError) {
           const refusal = Object.assign(new Error('syntax error at or near "stdout"'), {
             code: "42601",
@@ -127,10 +129,7 @@ describe("a server that speaks PostgreSQL's protocol without COPY", () => {
       assert.equal(second.layout.fast, false);
       const third = await pgDialect.readRows!(knex, query(), second.layout);
       assert.deepEqual(third.rows, [{ id: "7" }]);
-      assert.deepEqual(
-        sent.map((text) => (/^copy/.test(text) ? "copy" : "select")),
-        ["select", "copy", "select", "select"],
-      );
+      assert.deepEqual(sent, ["select", "copy", "select", "select"]);
     } finally {
       await knex.destroy();
     }

@@ -7,25 +7,21 @@
  * https://www.postgresql.org/docs/current/sql-copy.html (File Formats: Text Format)
  */
 import { StringDecoder } from "node:string_decoder";
-import pg from "pg";
+import type pg from "pg";
 import { to as copyTo } from "pg-copy-streams";
 import type { Knex } from "knex";
 import type { SyncRecord, Value } from "../types";
 import type { RowLayout } from "./dialect";
 
 /**
- * `sql` with its `$n` placeholders replaced by the bindings as SQL literals, since COPY
- * takes no parameters; null when a value has no plain literal form (binary, arrays,
- * objects: the row protocol reads those). A literal is untyped, as a bound parameter
- * is, so the server resolves it the same way. Placeholders inside quotes are left alone.
+ * `sql` with each `$n` placeholder read from the session setting `tributary.p<n>` and
+ * cast to the type the server gave the parameter: COPY takes no parameters, and values
+ * are never spliced into SQL, so the batch's bounds travel as bound parameters of a
+ * set_config just before (boundSettings). A cast from text is what the server does to a
+ * parameter sent as text, so the select means the same. Placeholders inside quotes are
+ * left alone.
  */
-export function inlineBindings(sql: string, bindings: readonly unknown[]): string | null {
-  const literals: string[] = [];
-  for (const value of bindings) {
-    const literal = sqlLiteral(value);
-    if (literal === null) return null;
-    literals.push(literal);
-  }
+export function settingsSelect(sql: string, types: readonly string[]): string {
   let out = "";
   let quote = "";
   for (let i = 0; i < sql.length; i += 1) {
@@ -36,9 +32,9 @@ export function inlineBindings(sql: string, bindings: readonly unknown[]): strin
       quote = c;
     } else if (c === "$" && /\d/.test(sql[i + 1] ?? "")) {
       const digits = /^\d+/.exec(sql.slice(i + 1))![0];
-      const literal = literals[Number(digits) - 1];
-      if (literal === undefined) return null;
-      out += literal;
+      const type = types[Number(digits) - 1];
+      if (type === undefined) throw new Error(`no type for parameter $${digits}`);
+      out += `current_setting('tributary.p${digits}')::${type}`;
       i += digits.length;
       continue;
     }
@@ -47,14 +43,13 @@ export function inlineBindings(sql: string, bindings: readonly unknown[]): strin
   return out;
 }
 
-function sqlLiteral(value: unknown): string | null {
-  if (value === null || value === undefined) return "null";
-  if (typeof value === "number") return Number.isFinite(value) ? String(value) : null;
-  if (typeof value === "bigint") return String(value);
-  if (typeof value === "boolean") return value ? "true" : "false";
-  if (typeof value === "string") return pg.escapeLiteral(value);
-  if (value instanceof Date) return pg.escapeLiteral(value.toISOString());
-  return null;
+/** The statement that sets `tributary.p<n>` to each binding, bound as a parameter. */
+export function boundSettings(count: number): string {
+  const sets = Array.from(
+    { length: count },
+    (_, i) => `set_config('tributary.p${i + 1}', $${i + 1}, false)`,
+  );
+  return `select ${sets.join(", ")}`;
 }
 
 const ESCAPED: Record<string, string> = {
@@ -124,43 +119,79 @@ export class CopyTextRows {
   }
 }
 
-/** The rows of `select`, read with COPY … TO STDOUT on a connection of `knex`'s pool. */
+type PgConnection = pg.Client;
+
+/** The type the server gives each parameter of `sql` (as it would a bound one), as SQL
+ *  type names (regtype, quoted where needed). */
+async function parameterTypes(conn: PgConnection, sql: string): Promise<string[]> {
+  const name = "tributary_copy_types";
+  await conn.query(`prepare ${name} as ${sql}`);
+  try {
+    const result = await conn.query<{ types: string[] }>(
+      "select parameter_types::text[] as types from pg_prepared_statements where name = $1",
+      [name],
+    );
+    return result.rows[0].types;
+  } finally {
+    await conn.query(`deallocate ${name}`);
+  }
+}
+
+/** Parameter types learnt per run (layout) and select text. */
+const typesSeen = new WeakMap<RowLayout, Map<string, string[]>>();
+
+/**
+ * The rows of `sql` (with `$n` placeholders for `bindings`), read with COPY … TO STDOUT
+ * on a connection of `knex`'s pool; null when a binding is NULL (set_config cannot
+ * carry it), for the row protocol to read.
+ */
 export async function copyRows(
   knex: Knex,
-  select: string,
+  sql: string,
+  bindings: readonly unknown[],
   layout: RowLayout,
-): Promise<SyncRecord[]> {
+): Promise<SyncRecord[] | null> {
+  if (bindings.some((b) => b === null || b === undefined)) return null;
   const client = knex.client as {
-    acquireConnection(): Promise<pg.Client>;
-    releaseConnection(conn: pg.Client): Promise<void>;
+    acquireConnection(): Promise<PgConnection>;
+    releaseConnection(conn: PgConnection): Promise<void>;
   };
   const conn = await client.acquireConnection();
   try {
-    return await new Promise<SyncRecord[]>((resolve, reject) => {
-      const rows = new CopyTextRows(layout);
-      // A row that cannot be read fails the batch once the output has ended: stopping
-      // the stream midway would leave the connection inside the COPY.
-      let failure: Error | null = null;
-      const stream = conn.query(copyTo(`copy (${select}) to stdout`));
-      stream.on("data", (chunk: Buffer) => {
-        if (failure) return;
-        try {
-          rows.write(chunk);
-        } catch (err) {
-          failure = err as Error;
-        }
-      });
-      stream.on("error", reject);
-      stream.on("end", () => {
-        try {
-          if (failure) throw failure;
-          resolve(rows.end());
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
+    const seen = typesSeen.get(layout) ?? new Map<string, string[]>();
+    typesSeen.set(layout, seen);
+    let types = seen.get(sql);
+    if (!types) seen.set(sql, (types = await parameterTypes(conn, sql)));
+    if (bindings.length) await conn.query(boundSettings(bindings.length), bindings as unknown[]);
+    return await streamCopy(conn, settingsSelect(sql, types), layout);
   } finally {
     await client.releaseConnection(conn);
   }
+}
+
+function streamCopy(conn: PgConnection, select: string, layout: RowLayout): Promise<SyncRecord[]> {
+  return new Promise<SyncRecord[]>((resolve, reject) => {
+    const rows = new CopyTextRows(layout);
+    // A row that cannot be read fails the batch once the output has ended: stopping
+    // the stream midway would leave the connection inside the COPY.
+    let failure: Error | null = null;
+    const stream = conn.query(copyTo(`copy (${select}) to stdout`));
+    stream.on("data", (chunk: Buffer) => {
+      if (failure) return;
+      try {
+        rows.write(chunk);
+      } catch (err) {
+        failure = err as Error;
+      }
+    });
+    stream.on("error", reject);
+    stream.on("end", () => {
+      try {
+        if (failure) throw failure;
+        resolve(rows.end());
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
 }

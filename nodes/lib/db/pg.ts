@@ -12,7 +12,7 @@ import {
   type RowLayout,
 } from "./dialect";
 import { identifierList, keyIndexes, keyText, valuesList } from "./sql";
-import { copyRows, inlineBindings } from "./pg-copy";
+import { copyRows } from "./pg-copy";
 import type { SyncRecord } from "../types";
 
 const TIMESTAMPTZ = 1184;
@@ -82,12 +82,12 @@ export const pgDialect: Dialect = {
   // if that works, the server (one that speaks PostgreSQL's protocol without COPY)
   // gets the row protocol for the rest of the run; if not, its error is the batch's.
   async readRows(knex, query, layout) {
-    const { sql, bindings } = query.toSQL().toNative();
-    const select = layout?.fast ? inlineBindings(sql, bindings) : null;
     let copyFailed = false;
-    if (layout && select !== null) {
+    if (layout?.fast) {
+      const { sql, bindings } = query.toSQL().toNative();
       try {
-        return { rows: await copyRows(knex, select, layout), layout };
+        const rows = await copyRows(knex, sql, bindings, layout);
+        if (rows) return { rows, layout };
       } catch {
         copyFailed = true;
       }
