@@ -180,6 +180,9 @@ describe("PostgreSQL reads through COPY", function () {
     const keys = (await readAll(connection, 1)).map((r) => r.k);
     assert.equal(new Set(keys).size, 44);
     assert.deepEqual(keys.slice(0, 4), ["a'quote", "b\\backslash", "c$1 ' \\ ", "d"]);
+    // The bounds were settings of each read's transaction: none is left on the session.
+    const left = await connection.knex().raw("select current_setting('tributary.p1', true) as v");
+    assert.ok(!left.rows[0].v, `tributary.p1 is still set: ${left.rows[0].v}`);
   });
 
   it("a failing batch names the table; the connection stays usable", async () => {

@@ -79,10 +79,10 @@ describe("a batch's bounds for COPY, which takes no parameters", () => {
     );
   });
 
-  it("sets the settings from bound parameters", () => {
+  it("sets the settings from bound parameters, for the transaction only", () => {
     assert.equal(
       boundSettings(2),
-      "select set_config('tributary.p1', $1, false), set_config('tributary.p2', $2, false)",
+      "select set_config('tributary.p1', $1, true), set_config('tributary.p2', $2, true)",
     );
   });
 });

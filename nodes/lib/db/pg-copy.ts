@@ -43,11 +43,12 @@ export function settingsSelect(sql: string, types: readonly string[]): string {
   return out;
 }
 
-/** The statement that sets `tributary.p<n>` to each binding, bound as a parameter. */
+/** The statement that sets `tributary.p<n>` to each binding, bound as a parameter, for
+ *  the current transaction only. */
 export function boundSettings(count: number): string {
   const sets = Array.from(
     { length: count },
-    (_, i) => `set_config('tributary.p${i + 1}', $${i + 1}, false)`,
+    (_, i) => `set_config('tributary.p${i + 1}', $${i + 1}, true)`,
   );
   return `select ${sets.join(", ")}`;
 }
@@ -158,12 +159,22 @@ export async function copyRows(
   };
   const conn = await client.acquireConnection();
   try {
-    const seen = typesSeen.get(layout) ?? new Map<string, string[]>();
-    typesSeen.set(layout, seen);
-    let types = seen.get(sql);
-    if (!types) seen.set(sql, (types = await parameterTypes(conn, sql)));
-    if (bindings.length) await conn.query(boundSettings(bindings.length), bindings as unknown[]);
-    return await streamCopy(conn, settingsSelect(sql, types), layout);
+    // One transaction keeps the settings and the COPY on one server session, even
+    // behind a pooler that hands out sessions per transaction, and ends the settings.
+    await conn.query("begin");
+    try {
+      const seen = typesSeen.get(layout) ?? new Map<string, string[]>();
+      typesSeen.set(layout, seen);
+      let types = seen.get(sql);
+      if (!types) seen.set(sql, (types = await parameterTypes(conn, sql)));
+      if (bindings.length) await conn.query(boundSettings(bindings.length), [...bindings]);
+      const rows = await streamCopy(conn, settingsSelect(sql, types), layout);
+      await conn.query("commit");
+      return rows;
+    } catch (err) {
+      await conn.query("rollback").catch(() => undefined);
+      throw err;
+    }
   } finally {
     await client.releaseConnection(conn);
   }
