@@ -182,8 +182,9 @@ export class TableReader implements StreamReader {
     }
   }
 
-  /** The rows of a batch's select: by the dialect's fast path for a table (an analyst's
-   *  query is sent as written, placeholders and all). */
+  /** The rows of a batch's select: by the dialect's fast path for a table. An analyst's
+   *  query goes the usual way: its text may hold quoting or comments that the fast
+   *  path's rewrite of placeholders does not read. */
   private async select(query: Knex.QueryBuilder): Promise<SyncRecord[]> {
     const { dialect } = this.connection;
     if (!dialect.readRows || this.compiled) return (await query) as SyncRecord[];
