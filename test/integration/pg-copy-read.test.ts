@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
 import { DbConnection, parseSettings } from "../../nodes/lib/db/connection";
-import { TableReader } from "../../nodes/lib/db/table-reader";
+import { TableReader, type TableReaderOptions } from "../../nodes/lib/db/table-reader";
 import type { WatermarkPosition } from "../../nodes/lib/state-store";
-import type { SyncRecord } from "../../nodes/lib/types";
+import type { SyncMode, SyncRecord } from "../../nodes/lib/types";
 import { PG_URL, configFromUrl, pgKnex, requireServer } from "../support/databases";
 
 const TABLE = "copy_read_src";
@@ -35,14 +35,21 @@ function countCopies(knex: Knex): { copies: number } {
   return counter;
 }
 
+const BY_CURSOR: TableReaderOptions = {
+  table: TABLE,
+  keyColumns: ["k"],
+  cursorColumn: "updated_at",
+};
+
 /** Every row, in batches of `size`; a batch after the first is read with COPY. */
-async function readAll(connection: DbConnection, size: number): Promise<SyncRecord[]> {
-  const reader = new TableReader(connection, {
-    table: TABLE,
-    keyColumns: ["k"],
-    cursorColumn: "updated_at",
-  });
-  await reader.open("incremental");
+async function readAll(
+  connection: DbConnection,
+  size: number,
+  source = BY_CURSOR,
+  mode: SyncMode = "incremental",
+): Promise<SyncRecord[]> {
+  const reader = new TableReader(connection, source);
+  await reader.open(mode);
   const rows: SyncRecord[] = [];
   let after: WatermarkPosition | null = null;
   for (;;) {
@@ -169,12 +176,24 @@ describe("PostgreSQL reads through COPY", function () {
     assert.ok(!left.rows[0].v, `tributary.p1 is still set: ${left.rows[0].v}`);
   });
 
+  it("full mode with a two-column key: every row once, as the row protocol gives it", async () => {
+    const pairs = { table: `${TABLE}_pairs`, keyColumns: ["a", "b"], cursorColumn: null };
+    await admin.raw(`drop table if exists ${pairs.table}`);
+    await admin.raw(
+      `create table ${pairs.table} (a integer, b text, v numeric, primary key (a, b))`,
+    );
+    // Keys ending in a quote or a backslash.
+    await admin.raw(
+      `insert into ${pairs.table} select g % 3, 'b' || (g / 3) || case when g % 2 = 0 then '''' else '\\' end, g * 1.5
+       from generate_series(1, 30) g`,
+    );
+    const protocol = await readAll(connection, 1000, pairs, "full");
+    assert.equal(protocol.length, 30);
+    assert.deepEqual(await readAll(connection, 4, pairs, "full"), protocol);
+  });
+
   it("a failing batch names the table; the connection stays usable", async () => {
-    const reader = new TableReader(connection, {
-      table: TABLE,
-      keyColumns: ["k"],
-      cursorColumn: "updated_at",
-    });
+    const reader = new TableReader(connection, BY_CURSOR);
     await reader.open("incremental");
     const first = await reader.readBatch(null, 1);
     await admin.raw(`alter table ${TABLE} rename to ${TABLE}_moved`);
