@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { Knex } from "knex";
 import { DbConnection, parseSettings } from "../../nodes/lib/db/connection";
+import { pgDialect } from "../../nodes/lib/db/pg";
 import { TableReader, type TableReaderOptions } from "../../nodes/lib/db/table-reader";
 import type { WatermarkPosition } from "../../nodes/lib/state-store";
 import type { SyncMode, SyncRecord } from "../../nodes/lib/types";
@@ -190,6 +191,19 @@ describe("PostgreSQL reads through COPY", function () {
     const protocol = await readAll(connection, 1000, pairs, "full");
     assert.equal(protocol.length, 30);
     assert.deepEqual(await readAll(connection, 4, pairs, "full"), protocol);
+  });
+
+  it("a batch bounded by a NULL, which a setting cannot carry, is read the usual way", async () => {
+    const knex = connection.knex();
+    const counter = countCopies(knex);
+    const select = () =>
+      knex(TABLE).select("*").whereRaw("coalesce(?, k) = k", [null]).orderBy("k");
+    const first = await pgDialect.readRows!(knex, select(), null);
+    const second = await pgDialect.readRows!(knex, select(), first.layout);
+    assert.equal(second.rows.length, 44);
+    assert.deepEqual(second.rows, first.rows);
+    assert.equal(counter.copies, 0);
+    assert.equal(second.layout.fast, true, "COPY stays on for the next batches");
   });
 
   it("a failing batch names the table; the connection stays usable", async () => {

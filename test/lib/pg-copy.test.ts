@@ -72,10 +72,10 @@ describe("a batch's bounds for COPY, which takes no parameters", () => {
     );
   });
 
-  it("leaves $n inside quoted names and text alone", () => {
+  it("leaves $n inside quoted names, text and comments alone", () => {
     assert.equal(
-      settingsSelect(`select "price$1", 'cost $2' from "t$2" where "a" = $1`, ["integer"]),
-      `select "price$1", 'cost $2' from "t$2" where "a" = current_setting('tributary.p1')::integer`,
+      settingsSelect(`select "price$1", 'cost $2' /* $3 */ from "t$2" where "a" = $1`, ["integer"]),
+      `select "price$1", 'cost $2' /* $3 */ from "t$2" where "a" = current_setting('tributary.p1')::integer`,
     );
   });
 

@@ -4,6 +4,7 @@
  * quoted identifiers, comments and PostgreSQL's `::type` casts are left alone.
  */
 import { TributaryError } from "./errors";
+import { rewriteSqlCode } from "./sql";
 
 export type ParamValue = string | number | boolean | null;
 
@@ -13,61 +14,26 @@ export interface CompiledQuery {
 }
 
 export function compileNamedParams(sql: string): CompiledQuery {
-  let out = "";
   const names: string[] = [];
-  let i = 0;
-  while (i < sql.length) {
-    const c = sql[i];
-    const next = sql[i + 1];
-    if (c === "'" || c === '"' || c === "`") {
-      const end = closingQuote(sql, i, c);
-      out += sql.slice(i, end);
-      i = end;
-    } else if (c === "-" && next === "-") {
-      const end = sql.indexOf("\n", i);
-      const stop = end < 0 ? sql.length : end;
-      out += sql.slice(i, stop);
-      i = stop;
-    } else if (c === "/" && next === "*") {
-      const end = sql.indexOf("*/", i + 2);
-      const stop = end < 0 ? sql.length : end + 2;
-      out += sql.slice(i, stop);
-      i = stop;
-    } else if (c === ":" && next === ":") {
-      out += "::";
-      i += 2;
-    } else if (c === ":" && /[A-Za-z_]/.test(next ?? "")) {
-      const match = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i + 1))!;
-      names.push(match[0]);
-      out += "?";
-      i += 1 + match[0].length;
-    } else if (c === "?") {
+  const compiled = rewriteSqlCode(sql, (text, at) => {
+    const c = text[at];
+    const next = text[at + 1];
+    if (c === ":" && next === ":") return { text: "::", length: 2 };
+    if (c === ":" && /[A-Za-z_]/.test(next ?? "")) {
+      const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(at + 1))![0];
+      names.push(name);
+      return { text: "?", length: 1 + name.length };
+    }
+    if (c === "?") {
       // A literal ? would shift every binding after it.
       throw new TributaryError(
         "config",
         'the query contains "?": use named parameters like :name instead',
       );
-    } else {
-      out += c;
-      i += 1;
     }
-  }
-  return { sql: out, names };
-}
-
-function closingQuote(sql: string, start: number, quote: string): number {
-  let i = start + 1;
-  while (i < sql.length) {
-    if (sql[i] === quote) {
-      if (sql[i + 1] === quote) {
-        i += 2;
-        continue;
-      }
-      return i + 1;
-    }
-    i += 1;
-  }
-  return sql.length;
+    return null;
+  });
+  return { sql: compiled, names };
 }
 
 /** The bindings for a compiled query; a missing or mistyped value is an error naming it. */

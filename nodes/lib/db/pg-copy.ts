@@ -12,35 +12,23 @@ import { to as copyTo } from "pg-copy-streams";
 import type { Knex } from "knex";
 import type { SyncRecord, Value } from "../types";
 import type { RowLayout } from "./dialect";
+import { rewriteSqlCode } from "./sql";
 
 /**
- * `sql` with each `$n` placeholder read from the session setting `tributary.p<n>` and
- * cast to the type the server gave the parameter: COPY takes no parameters, and values
- * are never spliced into SQL, so the batch's bounds travel as bound parameters of a
+ * `sql` with each `$n` placeholder read from the setting `tributary.p<n>` and cast to
+ * the type the server gave the parameter: COPY takes no parameters, and values are
+ * never spliced into SQL, so the batch's bounds travel as bound parameters of a
  * set_config just before (boundSettings). A cast from text is what the server does to a
- * parameter sent as text, so the select means the same. Placeholders inside quotes are
- * left alone.
+ * parameter sent as text, so the select means the same.
  */
 export function settingsSelect(sql: string, types: readonly string[]): string {
-  let out = "";
-  let quote = "";
-  for (let i = 0; i < sql.length; i += 1) {
-    const c = sql[i];
-    if (quote) {
-      if (c === quote) quote = "";
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === "$" && /\d/.test(sql[i + 1] ?? "")) {
-      const digits = /^\d+/.exec(sql.slice(i + 1))![0];
-      const type = types[Number(digits) - 1];
-      if (type === undefined) throw new Error(`no type for parameter $${digits}`);
-      out += `current_setting('tributary.p${digits}')::${type}`;
-      i += digits.length;
-      continue;
-    }
-    out += c;
-  }
-  return out;
+  return rewriteSqlCode(sql, (text, at) => {
+    const digits = text[at] === "$" ? /^\d+/.exec(text.slice(at + 1))?.[0] : undefined;
+    if (!digits) return null;
+    const type = types[Number(digits) - 1];
+    if (type === undefined) throw new Error(`no type for parameter $${digits}`);
+    return { text: `current_setting('tributary.p${digits}')::${type}`, length: 1 + digits.length };
+  });
 }
 
 /** The statement that sets `tributary.p<n>` to each binding, bound as a parameter, for

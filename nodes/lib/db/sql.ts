@@ -63,3 +63,69 @@ export async function existingKeys(
   }
   return new Set(rows.map((row) => keyText(chunk.key.map((k) => row[k]))));
 }
+
+/** What goes in place of `length` characters of SQL text. */
+export interface SqlToken {
+  text: string;
+  length: number;
+}
+
+/**
+ * `sql` rewritten where it is code: `token` is asked at each character outside quoted
+ * strings, quoted identifiers and comments, and gives the text to put there (and how
+ * many characters it replaces), or null to keep the character.
+ */
+export function rewriteSqlCode(
+  sql: string,
+  token: (sql: string, at: number) => SqlToken | null,
+): string {
+  let out = "";
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i];
+    const next = sql[i + 1];
+    let end = -1;
+    if (c === "'" || c === '"' || c === "`") end = closingQuote(sql, i, c);
+    else if (c === "-" && next === "-") end = lineEnd(sql, i);
+    else if (c === "/" && next === "*") end = commentEnd(sql, i);
+    if (end >= 0) {
+      out += sql.slice(i, end);
+      i = end;
+      continue;
+    }
+    const replaced = token(sql, i);
+    if (replaced) {
+      out += replaced.text;
+      i += replaced.length;
+    } else {
+      out += c;
+      i += 1;
+    }
+  }
+  return out;
+}
+
+function closingQuote(sql: string, start: number, quote: string): number {
+  let i = start + 1;
+  while (i < sql.length) {
+    if (sql[i] === quote) {
+      if (sql[i + 1] === quote) {
+        i += 2;
+        continue;
+      }
+      return i + 1;
+    }
+    i += 1;
+  }
+  return sql.length;
+}
+
+function lineEnd(sql: string, start: number): number {
+  const end = sql.indexOf("\n", start);
+  return end < 0 ? sql.length : end;
+}
+
+function commentEnd(sql: string, start: number): number {
+  const end = sql.indexOf("*/", start + 2);
+  return end < 0 ? sql.length : end + 2;
+}
