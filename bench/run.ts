@@ -16,7 +16,7 @@ import {
   touchPgCustomers,
 } from "../test/support/customers";
 import { SOURCE_TABLE, type ChildReport } from "./common";
-import { NODE_FLAGS } from "../runtime/node-flags";
+import { MEMORY_FLAGS, type MemoryMode } from "../runtime/node-flags";
 
 const root = path.resolve(__dirname, "..", "..");
 const args = process.argv.slice(2);
@@ -43,21 +43,26 @@ function runSeconds(out: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** The CLI as `tributary run` runs itself: with its Node.js flags (runtime/node-flags.ts),
- *  given here so that the process measured is the one that syncs. */
-function cli(...args: string[]): string[] {
-  return [...NODE_FLAGS, path.join(root, "bin", "tributary.js"), ...args];
+/** The CLI as `tributary run` runs itself: with the Node.js flags of a memory mode
+ *  (runtime/node-flags.ts), given here so that the process measured is the one that syncs. */
+function cli(mode: MemoryMode, ...args: string[]): string[] {
+  return [...MEMORY_FLAGS[mode], path.join(root, "bin", "tributary.js"), ...args];
 }
 
 const ALL: Contender[] = [
   {
     name: "tributary",
-    command: (dir) => cli("run", flowFile(dir, false)),
+    command: (dir) => cli("fast", "run", flowFile(dir, false)),
     wall: runSeconds,
   },
   {
     name: "tributary (pipeline)",
-    command: (dir) => cli("run", flowFile(dir, true)),
+    command: (dir) => cli("fast", "run", flowFile(dir, true)),
+    wall: runSeconds,
+  },
+  {
+    name: "tributary (low memory)",
+    command: (dir) => cli("low", "run", flowFile(dir, false)),
     wall: runSeconds,
   },
   {
@@ -313,6 +318,12 @@ async function main() {
     if (t && full)
       lines.push(
         `- ${jobName}: tributary (pipeline) / tributary = ${(full / t).toFixed(2)}× (target ≥ 0.5×)`,
+      );
+    const low = medians.get(`tributary (low memory)/${jobName}`);
+    if (t && low)
+      lines.push(
+        `- ${jobName}: tributary (low memory) / tributary = ${(low / t).toFixed(2)}×` +
+          (h ? `, / hand-written = ${(low / h).toFixed(2)}×` : ""),
       );
   }
   const pg = pgKnex();

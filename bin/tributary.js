@@ -3,14 +3,29 @@
 // The compiled CLI; `npm start` and `npm test` build it first.
 const { main } = require("../dist/runtime/cli.js");
 const { StartupError } = require("../dist/runtime/user-dir.js");
-const { dieWithParent, missingNodeFlags, runWithFlags } = require("../dist/runtime/node-flags.js");
+const {
+  dieWithParent,
+  memoryMode,
+  MEMORY_FLAGS,
+  missingNodeFlags,
+  runWithFlags,
+} = require("../dist/runtime/node-flags.js");
 
 const args = process.argv.slice(2);
 dieWithParent();
-// `tributary run` is the batch path: it runs with the CLI's Node.js flags (node-flags.ts).
-const missing =
-  args[0] === "run" ? missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS) : [];
-const running = missing.length ? runWithFlags(missing, process.argv[1], args) : main(args);
+// `tributary run` is the batch path: it runs with the Node.js flags of its memory mode
+// (node-flags.ts).
+const running = Promise.resolve().then(() => {
+  const missing =
+    args[0] === "run"
+      ? missingNodeFlags(
+          process.execArgv,
+          process.env.NODE_OPTIONS,
+          MEMORY_FLAGS[memoryMode(process.env)],
+        )
+      : [];
+  return missing.length ? runWithFlags(missing, process.argv[1], args) : main(args);
+});
 
 running.then(
   (code) => {

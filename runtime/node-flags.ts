@@ -1,20 +1,73 @@
 /**
- * Node.js flags the CLI runs with. `--max-semi-space-size=64` gives V8's young
- * generation room for the batches in flight, so they die young instead of being
- * promoted: large syncs spend about 10% less time in the garbage collector
- * (bench/RESULTS.md). Flags cannot be set once Node.js runs, so `tributary run`
- * started without them runs itself again with them (a shebang with `env -S` would
- * not work on BusyBox, e.g. Alpine images).
+ * Node.js flags the CLI runs with. Flags cannot be set once Node.js runs, so
+ * `tributary run` started without them runs itself again with them (a shebang with
+ * `env -S` would not work on BusyBox, e.g. Alpine images).
+ *
+ * Two memory modes (bench/RESULTS.md has the measurements):
+ * - fast: `--max-semi-space-size=64` gives V8's young generation room for the batches
+ *   in flight, so they die young instead of being promoted: the initial load of the
+ *   benchmark is about 15% faster than with V8's defaults, and peaks near 300 MB.
+ * - low: a young generation of 16 MB and an old generation that grows by half its live
+ *   size before the next full collection: about 180 MB at 1,000,000 rows, 15–20% slower.
  */
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import { StartupError } from "./user-dir";
 
-/** package.json's `start` script passes the same flags to the hosted runtime. */
-export const NODE_FLAGS = ["--max-semi-space-size=64"];
+export type MemoryMode = "fast" | "low";
 
-/** The flags neither the command line nor NODE_OPTIONS sets. */
-export function missingNodeFlags(execArgv: string[], nodeOptions = ""): string[] {
+export const MEMORY_FLAGS: Record<MemoryMode, string[]> = {
+  fast: ["--max-semi-space-size=64"],
+  low: ["--max-semi-space-size=16", "--heap-growing-percent=50"],
+};
+
+/** package.json's `start` script passes these to the hosted runtime. */
+export const NODE_FLAGS = MEMORY_FLAGS.fast;
+
+/** Below this much memory for the container, `tributary run` picks the low mode. */
+export const LOW_MEMORY_BELOW = 1024 * 1024 * 1024;
+
+/** The container's memory limit in bytes (cgroup v2, then v1); null when there is none. */
+export function containerMemoryLimit(
+  read: (file: string) => string = (file) => fs.readFileSync(file, "utf8"),
+): number | null {
+  for (const file of ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]) {
+    let text: string;
+    try {
+      text = read(file).trim();
+    } catch {
+      continue;
+    }
+    const bytes = Number(text);
+    // v2 says "max"; v1 says a number near 2^63 when nothing is set.
+    return Number.isFinite(bytes) && bytes < 2 ** 60 ? bytes : null;
+  }
+  return null;
+}
+
+/** TRIBUTARY_MEMORY (low or fast); unset: low when the container has less than 1 GiB. */
+export function memoryMode(
+  env: NodeJS.ProcessEnv,
+  limit: number | null = containerMemoryLimit(),
+): MemoryMode {
+  const chosen = env.TRIBUTARY_MEMORY?.trim();
+  if (chosen === "low" || chosen === "fast") return chosen;
+  if (chosen) {
+    throw new StartupError(
+      `TRIBUTARY_MEMORY is "${chosen}": set it to low (less memory, slower) or fast, or unset it (low when the container has less than 1 GiB)`,
+    );
+  }
+  return limit !== null && limit < LOW_MEMORY_BELOW ? "low" : "fast";
+}
+
+/** The flags of `flags` that neither the command line nor NODE_OPTIONS sets. */
+export function missingNodeFlags(
+  execArgv: string[],
+  nodeOptions = "",
+  flags: string[] = NODE_FLAGS,
+): string[] {
   const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((arg) => arg.split("=")[0]);
-  return NODE_FLAGS.filter((flag) => !given.includes(flag.split("=")[0]));
+  return flags.filter((flag) => !given.includes(flag.split("=")[0]));
 }
 
 const RESPAWNED = "TRIBUTARY_RESPAWNED";

@@ -4,7 +4,15 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { missingNodeFlags, NODE_FLAGS, runWithFlags } from "../../runtime/node-flags";
+import {
+  containerMemoryLimit,
+  MEMORY_FLAGS,
+  memoryMode,
+  missingNodeFlags,
+  NODE_FLAGS,
+  runWithFlags,
+} from "../../runtime/node-flags";
+import { StartupError } from "../../runtime/user-dir";
 
 const bin = path.resolve(__dirname, "..", "..", "..", "bin", "tributary.js");
 
@@ -14,6 +22,42 @@ describe("Node.js flags of the CLI", () => {
     assert.deepEqual(missingNodeFlags(["--max-semi-space-size=32"], ""), []);
     assert.deepEqual(missingNodeFlags([], "--trace-warnings --max-semi-space-size=16"), []);
     assert.deepEqual(missingNodeFlags(["--inspect"], undefined), NODE_FLAGS);
+  });
+
+  it("the low memory mode's flags are missing one by one", () => {
+    assert.deepEqual(missingNodeFlags([], "", MEMORY_FLAGS.low), MEMORY_FLAGS.low);
+    assert.deepEqual(missingNodeFlags(["--max-semi-space-size=8"], "", MEMORY_FLAGS.low), [
+      "--heap-growing-percent=50",
+    ]);
+  });
+
+  it("the memory mode: TRIBUTARY_MEMORY, else low below 1 GiB of container memory", () => {
+    const MiB = 1024 * 1024;
+    assert.equal(memoryMode({ TRIBUTARY_MEMORY: "low" }, null), "low");
+    assert.equal(memoryMode({ TRIBUTARY_MEMORY: "fast" }, 256 * MiB), "fast");
+    assert.equal(memoryMode({}, 512 * MiB), "low");
+    assert.equal(memoryMode({}, 2048 * MiB), "fast");
+    assert.equal(memoryMode({}, null), "fast");
+    assert.throws(
+      () => memoryMode({ TRIBUTARY_MEMORY: "small" }, null),
+      (err: Error) =>
+        err instanceof StartupError &&
+        /TRIBUTARY_MEMORY is "small": set it to low/.test(err.message),
+    );
+  });
+
+  it("reads the container's memory limit from cgroup v2, then v1; none when unlimited", () => {
+    const files = (entries: Record<string, string>) => (file: string) => {
+      if (!(file in entries)) throw new Error(`ENOENT: ${file}`);
+      return entries[file];
+    };
+    const v2 = "/sys/fs/cgroup/memory.max";
+    const v1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+    assert.equal(containerMemoryLimit(files({ [v2]: "536870912\n" })), 536870912);
+    assert.equal(containerMemoryLimit(files({ [v2]: "max\n", [v1]: "268435456" })), null);
+    assert.equal(containerMemoryLimit(files({ [v1]: "268435456\n" })), 268435456);
+    assert.equal(containerMemoryLimit(files({ [v1]: "9223372036854771712\n" })), null);
+    assert.equal(containerMemoryLimit(files({})), null);
   });
 
   it("runs a script again with the flags and passes its exit code on", async () => {
@@ -29,6 +73,30 @@ describe("Node.js flags of the CLI", () => {
     const seen = JSON.parse(fs.readFileSync(out, "utf8")) as { execArgv: string[]; args: string[] };
     for (const flag of NODE_FLAGS) assert.ok(seen.execArgv.includes(flag), `${flag} given`);
     assert.deepEqual(seen.args, ["run", "flow.json"]);
+  });
+
+  it("TRIBUTARY_MEMORY=low runs tributary run's second process with the low mode's flags", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-flags-"));
+    const probe = path.join(dir, "probe.js");
+    const seen = path.join(dir, "execArgv.txt");
+    fs.writeFileSync(
+      probe,
+      `require("fs").appendFileSync(${JSON.stringify(seen)}, JSON.stringify(process.execArgv) + "\\n");`,
+    );
+    const result = spawnSync(process.execPath, [bin, "run", "/nonexistent/flow.json"], {
+      encoding: "utf8",
+      env: { ...process.env, TRIBUTARY_MEMORY: "low", NODE_OPTIONS: `--require ${probe}` },
+    });
+    assert.equal(result.status, 1, result.stderr);
+    const processes = fs
+      .readFileSync(seen, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as string[]);
+    assert.equal(processes.length, 2, "the first process and the one it started");
+    assert.deepEqual(processes[0], []);
+    for (const flag of MEMORY_FLAGS.low) assert.ok(processes[1].includes(flag), `${flag} given`);
+    assert.ok(!processes[1].includes("--max-semi-space-size=64"));
   });
 
   it("tributary run reports a missing flow file once, and exits 1, through the second process", () => {
