@@ -46,6 +46,9 @@ describe("COPY text format as records", () => {
       { id: "id:2", name: null, note: "x\ty" },
     ];
     for (const chunks of everySplit(bytes)) assert.deepEqual(read(chunks), expected);
+    // A byte at a time: rows that span many chunks, most of them without a line's end.
+    const bytewise = [...bytes].map((byte) => Buffer.from([byte]));
+    assert.deepEqual(read(bytewise), expected);
   });
 
   it("fails on a row with too many or too few fields, and on output cut inside a row", () => {

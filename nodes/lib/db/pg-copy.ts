@@ -74,8 +74,20 @@ export class CopyTextRows {
   }
 
   write(chunk: Buffer): void {
-    const text = this.rest + this.decoder.write(chunk);
-    this.rest = text.slice(this.readLines(text));
+    const text = this.decoder.write(chunk);
+    let start = 0;
+    if (this.rest) {
+      // Only the row cut by the previous chunk is joined to the new text: joining the
+      // whole chunk would copy every row of it once more.
+      const end = text.indexOf("\n");
+      if (end < 0) {
+        this.rest += text;
+        return;
+      }
+      this.readLines(this.rest + text.slice(0, end + 1), 0);
+      start = end + 1;
+    }
+    this.rest = text.slice(this.readLines(text, start));
   }
 
   end(): SyncRecord[] {
@@ -84,12 +96,11 @@ export class CopyTextRows {
     return this.rows;
   }
 
-  /** Reads every complete line; returns where the incomplete one starts. */
-  private readLines(text: string): number {
+  /** Reads every complete line from `start`; returns where the incomplete one starts. */
+  private readLines(text: string, start: number): number {
     const { names, parsers } = this.layout;
     const last = names.length - 1;
-    let start = 0;
-    for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
+    for (let end = text.indexOf("\n", start); end >= 0; end = text.indexOf("\n", start)) {
       const record: SyncRecord = { ...this.template };
       let from = start;
       for (let i = 0; i <= last; i += 1) {
