@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 "use strict";
 // The compiled CLI; `npm start` and `npm test` build it first.
-const { main } = require("../dist/runtime/cli.js");
 const { StartupError } = require("../dist/runtime/user-dir.js");
 const {
   dieWithParent,
@@ -14,7 +13,8 @@ const {
 const args = process.argv.slice(2);
 dieWithParent();
 // `tributary run` is the batch path: it runs with the Node.js flags of its memory mode
-// (node-flags.ts).
+// (node-flags.ts). The CLI itself is loaded only in the process that runs it: the first
+// one stays small while it waits.
 const running = Promise.resolve().then(() => {
   const missing =
     args[0] === "run"
@@ -24,7 +24,8 @@ const running = Promise.resolve().then(() => {
           MEMORY_FLAGS[memoryMode(process.env)],
         )
       : [];
-  return missing.length ? runWithFlags(missing, process.argv[1], args) : main(args);
+  if (missing.length) return runWithFlags(missing, process.argv[1], args);
+  return require("../dist/runtime/cli.js").main(args);
 });
 
 running.then(
