@@ -33,6 +33,8 @@ const BATCH_SIZE = flag("--batch-size") ? Number(flag("--batch-size")) : undefin
 interface Contender {
   name: string;
   command(stateDir: string): string[];
+  /** tributary: its memory mode, as TRIBUTARY_MEMORY and as the mode's flags. */
+  memory?: MemoryMode;
   /** Wall seconds from the output, when the process measures it differently (tributary). */
   wall?(output: string): number | null;
 }
@@ -44,7 +46,9 @@ function runSeconds(out: string): number | null {
 }
 
 /** The CLI as `tributary run` runs itself: with the Node.js flags of a memory mode
- *  (runtime/node-flags.ts), given here so that the process measured is the one that syncs. */
+ *  (runtime/node-flags.ts), given here so that the process measured is the one that
+ *  syncs (the contender's `memory` sets TRIBUTARY_MEMORY to match, or it would start a
+ *  second process with the default mode's flags). */
 function cli(mode: MemoryMode, ...args: string[]): string[] {
   return [...MEMORY_FLAGS[mode], path.join(root, "bin", "tributary.js"), ...args];
 }
@@ -53,16 +57,19 @@ const ALL: Contender[] = [
   {
     name: "tributary",
     command: (dir) => cli("low", "run", flowFile(dir, false)),
+    memory: "low",
     wall: runSeconds,
   },
   {
     name: "tributary (pipeline)",
     command: (dir) => cli("low", "run", flowFile(dir, true)),
+    memory: "low",
     wall: runSeconds,
   },
   {
     name: "tributary (fast memory mode)",
     command: (dir) => cli("fast", "run", flowFile(dir, false)),
+    memory: "fast",
     wall: runSeconds,
   },
   {
@@ -190,13 +197,18 @@ interface Figure {
 function runChild(
   command: string[],
   dir: string,
+  memory: MemoryMode | undefined,
 ): Promise<{ out: string; processSeconds: number; peakMb: number; code: number | null }> {
   return new Promise((resolve) => {
     const started = performance.now();
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each contender.
     const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
     const child = spawn(process.execPath, [...nodeArgs, ...command], {
-      env: { ...process.env, TRIBUTARY_USER_DIR: path.join(dir, "user") },
+      env: {
+        ...process.env,
+        TRIBUTARY_USER_DIR: path.join(dir, "user"),
+        ...(memory ? { TRIBUTARY_MEMORY: memory } : {}),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -229,7 +241,7 @@ async function job(
   dir: string,
   expectedRows: number,
 ): Promise<Figure | string> {
-  const result = await runChild(contender.command(dir), dir);
+  const result = await runChild(contender.command(dir), dir, contender.memory);
   if (result.code !== 0) return `exit ${result.code}: ${result.out.slice(-300)}`;
   const line = result.out.split("\n").find((l) => l.startsWith("BENCH "));
   const self = line ? (JSON.parse(line.slice(6)) as ChildReport) : null;
