@@ -4,7 +4,13 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
-import { MEMORY_FLAGS, memoryMode, missingNodeFlags, runWithFlags } from "../../runtime/node-flags";
+import {
+  containerMemoryLimit,
+  MEMORY_FLAGS,
+  memoryMode,
+  missingNodeFlags,
+  runWithFlags,
+} from "../../runtime/node-flags";
 import { StartupError } from "../../runtime/user-dir";
 
 const bin = path.resolve(__dirname, "..", "..", "..", "bin", "tributary.js");
@@ -21,16 +27,33 @@ describe("Node.js flags of the CLI", () => {
     ]);
   });
 
-  it("the memory mode: low unless TRIBUTARY_MEMORY says fast; anything else is refused", () => {
-    assert.equal(memoryMode({}), "low");
-    assert.equal(memoryMode({ TRIBUTARY_MEMORY: "low" }), "low");
-    assert.equal(memoryMode({ TRIBUTARY_MEMORY: " fast " }), "fast");
+  it("the memory mode: TRIBUTARY_MEMORY, else low below 1 GiB of container memory", () => {
+    const MiB = 1024 * 1024;
+    assert.equal(memoryMode({ TRIBUTARY_MEMORY: "low" }, null), "low");
+    assert.equal(memoryMode({ TRIBUTARY_MEMORY: " fast " }, 256 * MiB), "fast");
+    assert.equal(memoryMode({}, 512 * MiB), "low");
+    assert.equal(memoryMode({}, 2048 * MiB), "fast");
+    assert.equal(memoryMode({}, null), "fast");
     assert.throws(
-      () => memoryMode({ TRIBUTARY_MEMORY: "small" }),
+      () => memoryMode({ TRIBUTARY_MEMORY: "small" }, null),
       (err: Error) =>
         err instanceof StartupError &&
         /TRIBUTARY_MEMORY is "small": set it to low/.test(err.message),
     );
+  });
+
+  it("reads the container's memory limit from cgroup v2, then v1; none when unlimited", () => {
+    const files = (entries: Record<string, string>) => (file: string) => {
+      if (!(file in entries)) throw new Error(`ENOENT: ${file}`);
+      return entries[file];
+    };
+    const v2 = "/sys/fs/cgroup/memory.max";
+    const v1 = "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+    assert.equal(containerMemoryLimit(files({ [v2]: "536870912\n" })), 536870912);
+    assert.equal(containerMemoryLimit(files({ [v2]: "max\n", [v1]: "268435456" })), null);
+    assert.equal(containerMemoryLimit(files({ [v1]: "268435456\n" })), 268435456);
+    assert.equal(containerMemoryLimit(files({ [v1]: "9223372036854771712\n" })), null);
+    assert.equal(containerMemoryLimit(files({})), null);
   });
 
   it("runs a script again with the flags and passes its exit code on", async () => {
@@ -49,7 +72,7 @@ describe("Node.js flags of the CLI", () => {
   });
 
   for (const mode of ["low", "fast"] as const) {
-    it(`tributary run's second process has the ${mode} mode's flags (TRIBUTARY_MEMORY=${mode === "low" ? "" : mode})`, () => {
+    it(`tributary run's second process has the ${mode} mode's flags (TRIBUTARY_MEMORY=${mode})`, () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-flags-"));
       const probe = path.join(dir, "probe.js");
       const seen = path.join(dir, "execArgv.txt");
@@ -61,7 +84,7 @@ describe("Node.js flags of the CLI", () => {
         encoding: "utf8",
         env: {
           ...process.env,
-          TRIBUTARY_MEMORY: mode === "low" ? "" : mode,
+          TRIBUTARY_MEMORY: mode,
           NODE_OPTIONS: `--require ${probe}`,
         },
       });
