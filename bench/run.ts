@@ -33,7 +33,9 @@ const BATCH_SIZE = flag("--batch-size") ? Number(flag("--batch-size")) : undefin
 interface Contender {
   name: string;
   command(stateDir: string): string[];
-  /** tributary: its memory mode, as TRIBUTARY_MEMORY and as the mode's flags. */
+  /** tributary: its memory mode, given as TRIBUTARY_MEMORY and as the mode's Node.js
+   *  flags, so that the process measured is the one that syncs (with the variable alone
+   *  it would start a second process; with the flags alone, one for the default mode). */
   memory?: MemoryMode;
   /** Wall seconds from the output, when the process measures it differently (tributary). */
   wall?(output: string): number | null;
@@ -45,13 +47,7 @@ function runSeconds(out: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** The CLI as `tributary run` runs itself: with the Node.js flags of a memory mode
- *  (runtime/node-flags.ts), given here so that the process measured is the one that
- *  syncs (the contender's `memory` sets TRIBUTARY_MEMORY to match, or it would start a
- *  second process with the default mode's flags). */
-function cli(mode: MemoryMode, ...args: string[]): string[] {
-  return [...MEMORY_FLAGS[mode], path.join(root, "bin", "tributary.js"), ...args];
-}
+const CLI = path.join(root, "bin", "tributary.js");
 
 /** The mode `tributary run` picks by itself here (fast, unless the container is small). */
 const DEFAULT_MEMORY = memoryMode(process.env);
@@ -59,19 +55,19 @@ const DEFAULT_MEMORY = memoryMode(process.env);
 const ALL: Contender[] = [
   {
     name: "tributary",
-    command: (dir) => cli(DEFAULT_MEMORY, "run", flowFile(dir, false)),
+    command: (dir) => [CLI, "run", flowFile(dir, false)],
     memory: DEFAULT_MEMORY,
     wall: runSeconds,
   },
   {
     name: "tributary (pipeline)",
-    command: (dir) => cli(DEFAULT_MEMORY, "run", flowFile(dir, true)),
+    command: (dir) => [CLI, "run", flowFile(dir, true)],
     memory: DEFAULT_MEMORY,
     wall: runSeconds,
   },
   {
     name: "tributary (low memory)",
-    command: (dir) => cli("low", "run", flowFile(dir, false)),
+    command: (dir) => [CLI, "run", flowFile(dir, false)],
     memory: "low",
     wall: runSeconds,
   },
@@ -206,7 +202,8 @@ function runChild(
     const started = performance.now();
     // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles each contender.
     const nodeArgs = (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean);
-    const child = spawn(process.execPath, [...nodeArgs, ...command], {
+    const flags = memory ? MEMORY_FLAGS[memory] : [];
+    const child = spawn(process.execPath, [...nodeArgs, ...flags, ...command], {
       env: {
         ...process.env,
         TRIBUTARY_USER_DIR: path.join(dir, "user"),

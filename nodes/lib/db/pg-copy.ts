@@ -171,8 +171,8 @@ export async function copyRows(
     // behind a pooler that hands out sessions per transaction, and ends the settings.
     await conn.query("begin");
     try {
-      const seen = typesSeen.get(layout) ?? new Map<string, string[]>();
-      typesSeen.set(layout, seen);
+      let seen = typesSeen.get(layout);
+      if (!seen) typesSeen.set(layout, (seen = new Map()));
       let types = seen.get(sql);
       if (!types) seen.set(sql, (types = await parameterTypes(conn, sql)));
       if (bindings.length) await conn.query(boundSettings(bindings.length), [...bindings]);
