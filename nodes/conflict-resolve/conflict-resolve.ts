@@ -330,7 +330,10 @@ export = function register(RED: NodeRedApi): void {
       runRegistry.off("settled", onSettled);
       runRegistry.off("failed-batch", onFailedBatch);
       runRegistry.off("finished", onFinished);
-      done();
+      // Sync states of batches already written are saved before Node-RED stops (and
+      // `tributary run` closes the state store): lost, the next run would take those
+      // records for changes on both sides. commit() catches its own errors.
+      void commits.then(() => done());
     });
   }
 

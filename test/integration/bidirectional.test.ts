@@ -13,6 +13,7 @@ import {
 import { sources } from "../../nodes/lib/sources";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
 import type { RunSummary } from "../../nodes/lib/types";
+import { waitFor } from "../e2e/support";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const conflictNode = require(
@@ -204,6 +205,13 @@ describe("bidirectional PostgreSQL ⇄ MySQL without ping-pong", function () {
     assert.equal(next.counts.update, 2);
     const row = await my("bi_customers").where({ id: 3 }).first();
     assert.equal(row.name, "from pg");
+    // Marked applied with the batch's sync states, once the upsert settled it: that save
+    // may still be under way when the run's summary arrives.
+    await waitFor(
+      "the review item marked applied",
+      async () => (await store.listReview({ status: "applied" })).length > 0,
+      5_000,
+    );
     assert.equal((await store.listReview({ status: "applied" })).length, 1);
   });
 });

@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { allNodes, helper, useTempUserDir, waitForStatus } from "../support/red";
 import type { DbConnectionNode } from "../../nodes/lib/db/connection";
 import { closeStateStores, stateStoreFor } from "../../nodes/lib/state-store";
+import { runRegistry } from "../../nodes/lib/run-registry";
 import type { SyncRecord } from "../../nodes/lib/types";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -81,6 +82,68 @@ describe("tributary-conflict-resolve node", function () {
       "the resolved record is in exactly one batch",
     );
     assert.deepEqual(written.filter((id) => id !== 1).sort(), [2, 3]);
+  });
+});
+
+describe("tributary-conflict-resolve node, stopped while saving sync states", function () {
+  this.timeout(30_000);
+  let userDir: string;
+
+  before(async () => {
+    userDir = useTempUserDir();
+    const dst = new Database(path.join(userDir, "dst.sqlite"));
+    dst.exec("create table people (id integer primary key, name text)");
+    dst.close();
+    await helper.load(
+      [...allNodes, conflictNode],
+      [
+        { id: "cs_db", type: "tributary-db-connection", client: "sqlite", filename: "dst.sqlite" },
+        {
+          id: "cs",
+          type: "tributary-conflict-resolve",
+          connection: "cs_db",
+          table: "people",
+          keyColumns: ["id"],
+          strategy: "source-wins",
+          wires: [["cs_out"], []],
+        },
+        { id: "cs_out", type: "helper" },
+      ],
+    );
+  });
+
+  after(async () => {
+    await helper.unload();
+    await closeStateStores();
+  });
+
+  it("saves the written batch's sync states before its close is done", async () => {
+    const store = await stateStoreFor(userDir);
+    const save = store.saveSyncStates.bind(store);
+    let saved = false;
+    // A slow state store: the save is still under way when Node-RED stops the flow.
+    store.saveSyncStates = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await save(...args);
+      saved = true;
+    };
+    const out = helper.getNode("cs_out");
+    const passed = new Promise<void>((resolve) => out.on("input", () => resolve()));
+    helper.getNode("cs").receive({
+      payload: [{ id: 7, name: "new" }],
+      sync: { runId: "run-close", sourceId: "src", entity: "people", batch: 1, key: ["id"] },
+    });
+    await passed;
+    // What the upsert reports once it wrote the batch.
+    runRegistry.emit("settled", {
+      runId: "run-close",
+      sourceId: "src",
+      batch: 1,
+      nodeId: "up",
+      outcomes: [{ key: [7], action: "insert" }],
+    });
+    await helper.unload();
+    assert.ok(saved, "the sync states were saved before the node's close was done");
   });
 });
 
